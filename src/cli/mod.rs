@@ -1,0 +1,102 @@
+//! Command-line interface: argument parsing and dispatch.
+//!
+//! Each subcommand lives in its own module and returns an [`Exit`] code;
+//! errors are printed once, with their full cause chain, by [`main`].
+
+mod conformance;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Process exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Allowed / verified.
+    Ok = 0,
+    /// Usage or operational error.
+    Error = 1,
+    /// Denied by policy, or verification failed.
+    Denied = 2,
+    /// No verifiable evidence.
+    NoEvidence = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// provgate: verify Sigstore evidence on container images and enforce Rego contracts.
+#[derive(Debug, Parser)]
+#[command(name = "provgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify one Sigstore bundle against an artifact or digest, offline.
+    Verify(verify::VerifyArgs),
+    /// The sigstore-conformance CLI protocol.
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the CLI on the process arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify(args) => verify::run(args),
+        Command::Conformance(cmd) => conformance::run(cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "provgate",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Ok)
+        }
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("provgate: error: {e:#}");
+            Exit::Error.into()
+        }
+    }
+}
+
+/// An operational error with context, printed once by [`main`].
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct CliError {
+    context: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CliError {
+    fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CliError {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::new(format!("cannot read {}", path.display()), e))
+}

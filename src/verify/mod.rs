@@ -1,0 +1,822 @@
+//! The trust core: Sigstore verification of bundles and cosign layouts.
+//!
+//! Everything provgate believes about an image comes out of this module as a
+//! [`Verified`] value, which nothing else can construct. Verification of one
+//! piece of evidence, in order:
+//!
+//! 1. **Limits.** The bytes, signatures, tlog entries and timestamps are
+//!    bounded ([`VerifyLimits`]); exceeding one is an error that names it.
+//! 2. **Shape.** The bundle parses with a known media type (v0.1–v0.3);
+//!    cosign `.sig`/`.att` layers are first converted into v0.1 bundles.
+//! 3. **Binding.** A DSSE payload must be an in-toto Statement (v0.1 or v1)
+//!    with `payloadType` `application/vnd.in-toto+json` whose subjects include
+//!    the digest being judged; a simple-signing payload must name that digest.
+//!    A statement for another digest is rejected with that reason.
+//! 4. **Sigstore.** `sigstore-verify` checks the certificate chain to a
+//!    trusted Fulcio CA at a trusted time, the SCT when the root has CT logs,
+//!    the Rekor SET / inclusion proof / signed checkpoint (v1) or v2 entry,
+//!    RFC 3161 timestamps, the DSSE PAE or message signature, and that the
+//!    tlog entry describes this signature, key and artifact. Keyless evidence
+//!    is tried against each trusted root; key-signed evidence against each
+//!    trusted key.
+//! 5. **Facts.** The signer (key id, or issuer + SAN + Fulcio claims + root),
+//!    the trusted time and its source, and the tlog entries are recorded.
+//!
+//! Who is *allowed* to sign is not decided here: each contract's
+//! [`Authority`] list is applied to the verified facts later.
+
+mod identity;
+mod legacy;
+mod statement;
+mod trust;
+mod verified;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use sigstore_types::{
+    Artifact, ArtifactDigest, Bundle, HashAlgorithm, SignatureContent,
+    bundle::VerificationMaterialContent,
+};
+
+pub use identity::{
+    Authority, AuthorityKind, CLAIMS, IdentityError, KeylessIdentity, Matcher, MatcherSpec,
+    NotAdmitted, check_claim_name,
+};
+pub use legacy::{DSSE_ENVELOPE, SIMPLE_SIGNING};
+pub use statement::{STATEMENT_V01, STATEMENT_V1, Statement, StatementError, Subject};
+pub use trust::{
+    GITHUB, NamedRoot, PUBLIC_GOOD, TrustError, TrustStore, TrustStoreBuilder, TrustedKey,
+};
+pub use verified::{
+    EvidenceFacts, EvidenceSource, KeylessSigner, Signer, SourceKind, TimeSource, TlogFact,
+    TrustedTime, Verified, VerifiedAttestation, VerifiedSignature,
+};
+
+use crate::digest::{Algorithm, Digest};
+
+/// The in-toto DSSE payload type.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Bounds on what one piece of evidence may contain.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct VerifyLimits {
+    /// Bundle, envelope or payload bytes (default 16 MiB).
+    pub max_bundle_bytes: usize,
+    /// DSSE signatures per envelope (default 32).
+    pub max_signatures: usize,
+    /// Transparency-log entries per bundle (default 32, as sigstore-go).
+    pub max_tlog_entries: usize,
+    /// RFC 3161 timestamps per bundle (default 32, as sigstore-go).
+    pub max_timestamps: usize,
+    /// Statement subjects (default 1,024, as sigstore-go).
+    pub max_subjects: usize,
+    /// Digests per statement subject (default 32, as sigstore-go).
+    pub max_digests_per_subject: usize,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        VerifyLimits {
+            max_bundle_bytes: 16 * 1024 * 1024,
+            max_signatures: 32,
+            max_tlog_entries: 32,
+            max_timestamps: 32,
+            max_subjects: 1024,
+            max_digests_per_subject: 32,
+        }
+    }
+}
+
+/// Why a piece of evidence did not verify. Each variant is one check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// More bytes than the limit.
+    #[error("{what} is {size} bytes, more than the limit of {limit} (verify.maxBundleBytes)")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// More items than the limit.
+    #[error("{what}: {count} found, more than the limit of {limit}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The bundle JSON is malformed.
+    #[error("malformed bundle: {0}")]
+    Malformed(String),
+    /// The bundle media type is not a known Sigstore bundle version.
+    #[error("unknown bundle media type {0:?}")]
+    UnknownMediaType(String),
+    /// A cosign layer's annotations cannot be converted.
+    #[error("malformed cosign layer: {0}")]
+    Legacy(String),
+    /// The DSSE payload type is not in-toto.
+    #[error("DSSE payloadType {0:?} is not {IN_TOTO_PAYLOAD_TYPE}")]
+    PayloadType(String),
+    /// The in-toto statement is unacceptable.
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    /// The statement or signature is about another digest.
+    #[error("evidence is for another digest: it names {found}, the image is {expected}")]
+    SubjectMismatch {
+        /// The digest being judged.
+        expected: Digest,
+        /// What the evidence names.
+        found: String,
+    },
+    /// The simple-signing payload is malformed.
+    #[error("malformed simple-signing payload: {0}")]
+    SimpleSigning(String),
+    /// The certificate did not verify against any trusted root.
+    #[error("{}", format_root_errors(.0))]
+    Keyless(Vec<(String, sigstore_verify::Error)>),
+    /// The signature did not verify with any trusted key.
+    #[error("{0}")]
+    Key(KeyFailure),
+    /// The bundle has neither certificate nor key material this verifier handles.
+    #[error("unsupported verification material")]
+    UnsupportedMaterial,
+}
+
+/// Why key-signed evidence failed.
+#[derive(Debug)]
+pub enum KeyFailure {
+    /// No key is configured at all.
+    NoKeys,
+    /// Every configured key was tried; the errors per key.
+    Failed(Vec<(String, sigstore_verify::Error)>),
+}
+
+impl std::fmt::Display for KeyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyFailure::NoKeys => f.write_str("signed with a key, and no public key is trusted"),
+            KeyFailure::Failed(errs) => {
+                // A bad signature with the right key beats "wrong key" noise.
+                let best = errs
+                    .iter()
+                    .find(|(_, e)| !matches!(e, sigstore_verify::Error::SignatureInvalid(_)))
+                    .or(errs.first());
+                match best {
+                    Some((name, e)) if errs.len() == 1 => write!(f, "key {name:?}: {e}"),
+                    Some((_, e)) => write!(
+                        f,
+                        "does not verify with any of the {} trusted keys (e.g. {e})",
+                        errs.len()
+                    ),
+                    None => f.write_str("no key tried"),
+                }
+            }
+        }
+    }
+}
+
+fn format_root_errors(errs: &[(String, sigstore_verify::Error)]) -> String {
+    match errs {
+        [] => "no trusted root is configured for keyless evidence".into(),
+        [(name, e)] => format!("{e} (trusted root {name:?})"),
+        _ => errs
+            .iter()
+            .map(|(name, e)| format!("root {name:?}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+impl VerifyError {
+    /// Whether a contract authority could never change the outcome: the bytes
+    /// are bad, not merely signed by someone else. Used to label evidence.
+    pub fn is_tampering(&self) -> bool {
+        !matches!(
+            self,
+            VerifyError::Key(KeyFailure::NoKeys) | VerifyError::UnsupportedMaterial
+        )
+    }
+}
+
+/// What the artifact of a bundle is.
+#[derive(Debug, Clone, Copy)]
+pub enum ArtifactInput<'a> {
+    /// A digest (an image digest, or a conformance `sha256:` input).
+    Digest(&'a Digest),
+    /// Raw artifact bytes.
+    Bytes(&'a [u8]),
+}
+
+/// Verifies evidence against a [`TrustStore`].
+#[derive(Clone)]
+pub struct Verifier {
+    trust: Arc<TrustStore>,
+    limits: VerifyLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BundleShape {
+    #[serde(default)]
+    verification_material: Option<MaterialShape>,
+    #[serde(default)]
+    dsse_envelope: Option<EnvelopeShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MaterialShape {
+    #[serde(default)]
+    tlog_entries: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    timestamp_verification_data: Option<TimestampShape>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimestampShape {
+    #[serde(default)]
+    rfc3161_timestamps: Option<Vec<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeShape {
+    #[serde(default)]
+    signatures: Option<Vec<IgnoredAny>>,
+}
+
+impl Verifier {
+    /// A verifier over `trust` with `limits`.
+    pub fn new(trust: Arc<TrustStore>, limits: VerifyLimits) -> Self {
+        Verifier { trust, limits }
+    }
+
+    /// The trust material.
+    pub fn trust(&self) -> &Arc<TrustStore> {
+        &self.trust
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &VerifyLimits {
+        &self.limits
+    }
+
+    /// Verifies a Sigstore bundle attached to the image `subject`.
+    pub fn verify_bundle(
+        &self,
+        bytes: &[u8],
+        subject: &Digest,
+        source: EvidenceSource,
+    ) -> Result<Verified, VerifyError> {
+        let bundle = self.parse_bundle(bytes)?;
+        let format = bundle.media_type.as_str().to_owned();
+        self.verify_for_image(&bundle, None, subject, source, bytes, format)
+    }
+
+    /// Verifies a cosign `.sig` simple-signing layer.
+    pub fn verify_cosign_signature(
+        &self,
+        payload: &[u8],
+        annotations: &BTreeMap<String, String>,
+        subject: &Digest,
+        source: EvidenceSource,
+    ) -> Result<Verified, VerifyError> {
+        self.check_size("simple-signing payload", payload.len())?;
+        let json = legacy::to_bundle(legacy::LegacyContent::Signature(payload), annotations)
+            .map_err(VerifyError::Legacy)?;
+        let bundle = self.parse_bundle_value(json)?;
+        self.verify_for_image(
+            &bundle,
+            Some(payload),
+            subject,
+            source,
+            payload,
+            "cosign-sig".into(),
+        )
+    }
+
+    /// Verifies a cosign `.att` DSSE layer.
+    pub fn verify_cosign_attestation(
+        &self,
+        envelope: &[u8],
+        annotations: &BTreeMap<String, String>,
+        subject: &Digest,
+        source: EvidenceSource,
+    ) -> Result<Verified, VerifyError> {
+        self.check_size("DSSE envelope", envelope.len())?;
+        let shape: EnvelopeShape =
+            serde_json::from_slice(envelope).map_err(|e| VerifyError::Legacy(e.to_string()))?;
+        self.check_count(
+            "DSSE signatures",
+            shape.signatures.map_or(0, |s| s.len()),
+            self.limits.max_signatures,
+        )?;
+        let json = legacy::to_bundle(legacy::LegacyContent::Attestation(envelope), annotations)
+            .map_err(VerifyError::Legacy)?;
+        let bundle = self.parse_bundle_value(json)?;
+        self.verify_for_image(
+            &bundle,
+            None,
+            subject,
+            source,
+            envelope,
+            "cosign-att".into(),
+        )
+    }
+
+    /// Verifies a bundle over an arbitrary artifact (the conformance
+    /// protocol and `provgate verify`): no image binding beyond what the
+    /// bundle itself requires.
+    pub fn verify_artifact(
+        &self,
+        bytes: &[u8],
+        artifact: ArtifactInput<'_>,
+    ) -> Result<(EvidenceFacts, Option<Statement>), VerifyError> {
+        let bundle = self.parse_bundle(bytes)?;
+        let statement = match &bundle.content {
+            SignatureContent::DsseEnvelope(env) => Some(self.statement_of(env)?),
+            _ => None,
+        };
+        let art = match artifact {
+            ArtifactInput::Digest(d) => Artifact::Digest(artifact_digest(d)?),
+            ArtifactInput::Bytes(b) => Artifact::Blob(b),
+        };
+        let subject = match artifact {
+            ArtifactInput::Digest(d) => d.clone(),
+            ArtifactInput::Bytes(b) => Digest::sha256_of(b),
+        };
+        let source = EvidenceSource {
+            kind: SourceKind::File,
+            manifest: None,
+            layer: None,
+        };
+        let format = bundle.media_type.as_str().to_owned();
+        let facts = self.sigstore(&bundle, art, bytes, subject, source, format)?;
+        Ok((facts, statement))
+    }
+
+    fn check_size(&self, what: &'static str, size: usize) -> Result<(), VerifyError> {
+        if size > self.limits.max_bundle_bytes {
+            return Err(VerifyError::TooLarge {
+                what,
+                size,
+                limit: self.limits.max_bundle_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_count(
+        &self,
+        what: &'static str,
+        count: usize,
+        limit: usize,
+    ) -> Result<(), VerifyError> {
+        if count > limit {
+            return Err(VerifyError::TooMany { what, count, limit });
+        }
+        Ok(())
+    }
+
+    /// (1) limits and (2) shape.
+    fn parse_bundle(&self, bytes: &[u8]) -> Result<Bundle, VerifyError> {
+        self.check_size("bundle", bytes.len())?;
+        let shape: BundleShape =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        self.check_shape(&shape)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        // Report an unknown media type as such, not as a generic parse error.
+        let media: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        match media.get("mediaType").and_then(|m| m.as_str()) {
+            Some(mt) if mt.parse::<sigstore_types::MediaType>().is_err() => {
+                return Err(VerifyError::UnknownMediaType(
+                    mt.chars().take(200).collect(),
+                ));
+            }
+            None => return Err(VerifyError::Malformed("bundle has no mediaType".into())),
+            Some(_) => {}
+        }
+        serde_json::from_value(media).map_err(|e| VerifyError::Malformed(e.to_string()))
+    }
+
+    fn parse_bundle_value(&self, value: serde_json::Value) -> Result<Bundle, VerifyError> {
+        let shape: BundleShape =
+            BundleShape::deserialize(&value).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        self.check_shape(&shape)?;
+        serde_json::from_value(value).map_err(|e| VerifyError::Malformed(e.to_string()))
+    }
+
+    fn check_shape(&self, shape: &BundleShape) -> Result<(), VerifyError> {
+        if let Some(m) = &shape.verification_material {
+            let tlog = m.tlog_entries.as_ref().map_or(0, Vec::len);
+            self.check_count(
+                "transparency-log entries",
+                tlog,
+                self.limits.max_tlog_entries,
+            )?;
+            let ts = m
+                .timestamp_verification_data
+                .as_ref()
+                .and_then(|t| t.rfc3161_timestamps.as_ref())
+                .map_or(0, Vec::len);
+            self.check_count("RFC 3161 timestamps", ts, self.limits.max_timestamps)?;
+        }
+        if let Some(env) = &shape.dsse_envelope {
+            let n = env.signatures.as_ref().map_or(0, Vec::len);
+            self.check_count("DSSE signatures", n, self.limits.max_signatures)?;
+        }
+        Ok(())
+    }
+
+    fn statement_of(&self, env: &sigstore_types::DsseEnvelope) -> Result<Statement, VerifyError> {
+        if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+            return Err(VerifyError::PayloadType(
+                env.payload_type.chars().take(100).collect(),
+            ));
+        }
+        Ok(Statement::parse(env.payload.as_bytes(), &self.limits)?)
+    }
+
+    /// (3) binding to the image, then (4)–(5).
+    fn verify_for_image(
+        &self,
+        bundle: &Bundle,
+        simple_signing: Option<&[u8]>,
+        subject: &Digest,
+        source: EvidenceSource,
+        evidence_bytes: &[u8],
+        format: String,
+    ) -> Result<Verified, VerifyError> {
+        match &bundle.content {
+            SignatureContent::DsseEnvelope(env) => {
+                let statement = self.statement_of(env)?;
+                if !statement.binds(subject) {
+                    return Err(VerifyError::SubjectMismatch {
+                        expected: subject.clone(),
+                        found: describe_subjects(&statement),
+                    });
+                }
+                let facts = self.sigstore(
+                    bundle,
+                    Artifact::Digest(artifact_digest(subject)?),
+                    evidence_bytes,
+                    subject.clone(),
+                    source,
+                    format,
+                )?;
+                Ok(Verified::Attestation(VerifiedAttestation::new(
+                    facts, statement,
+                )))
+            }
+            SignatureContent::MessageSignature(_) => match simple_signing {
+                // cosign `.sig`: the signature covers the payload, and the
+                // payload must name the image digest.
+                Some(payload) => {
+                    let value = simple_signing_digest(payload, subject)?;
+                    let facts = self.sigstore(
+                        bundle,
+                        Artifact::Blob(payload),
+                        evidence_bytes,
+                        subject.clone(),
+                        source,
+                        format,
+                    )?;
+                    Ok(Verified::Signature(VerifiedSignature::new(
+                        facts,
+                        Some(value),
+                    )))
+                }
+                // A bundle with a message signature attached to an image: the
+                // signed message is the image manifest, i.e. its digest.
+                None => {
+                    let facts = self
+                        .sigstore(
+                            bundle,
+                            Artifact::Digest(artifact_digest(subject)?),
+                            evidence_bytes,
+                            subject.clone(),
+                            source,
+                            format,
+                        )
+                        .map_err(|e| match e {
+                            VerifyError::Keyless(ref errs)
+                                if errs.iter().all(|(_, e)| {
+                                    matches!(e, sigstore_verify::Error::ArtifactMismatch(_))
+                                }) =>
+                            {
+                                VerifyError::SubjectMismatch {
+                                    expected: subject.clone(),
+                                    found: "a message digest of another artifact".into(),
+                                }
+                            }
+                            other => other,
+                        })?;
+                    Ok(Verified::Signature(VerifiedSignature::new(facts, None)))
+                }
+            },
+            _ => Err(VerifyError::UnsupportedMaterial),
+        }
+    }
+
+    /// (4) sigstore-verify and (5) facts.
+    fn sigstore(
+        &self,
+        bundle: &Bundle,
+        artifact: Artifact<'_>,
+        evidence_bytes: &[u8],
+        subject: Digest,
+        source: EvidenceSource,
+        format: String,
+    ) -> Result<EvidenceFacts, VerifyError> {
+        let has_tlog = !bundle.verification_material.tlog_entries.is_empty();
+        let (signer, result) = match &bundle.verification_material.content {
+            VerificationMaterialContent::Certificate(_)
+            | VerificationMaterialContent::X509CertificateChain { .. } => {
+                let mut errors = Vec::new();
+                let mut ok = None;
+                for root in self.trust.roots() {
+                    let mut policy = sigstore_verify::VerificationPolicy::any_identity();
+                    if !root.has_ct_logs() {
+                        policy = policy.skip_sct();
+                    }
+                    if !has_tlog {
+                        // Without entries there is nothing to verify; the
+                        // fact is recorded and authorities require a tlog by
+                        // default. The certificate still needs a trusted time
+                        // (an RFC 3161 timestamp), or it fails below.
+                        policy = policy.skip_tlog_unsafe();
+                    }
+                    match root.verifier().verify(artifact.clone(), bundle, &policy) {
+                        Ok(r) => {
+                            ok = Some((root.name().to_owned(), r));
+                            break;
+                        }
+                        Err(e) => errors.push((root.name().to_owned(), e)),
+                    }
+                }
+                let Some((root, result)) = ok else {
+                    return Err(VerifyError::Keyless(errors));
+                };
+                let signer = keyless_signer(&result, &root)?;
+                (signer, result)
+            }
+            VerificationMaterialContent::PublicKey(hint) => {
+                let keys = self.trust.keys();
+                if keys.is_empty() {
+                    return Err(VerifyError::Key(KeyFailure::NoKeys));
+                }
+                // The hint is unauthenticated: it only orders the candidates.
+                let mut ordered: Vec<&TrustedKey> = keys.iter().collect();
+                ordered.sort_by_key(|k| k.key_id() != hint.hint && k.name() != hint.hint);
+                let roots = self.trust.roots();
+                let mut errors = Vec::new();
+                let mut ok = None;
+                'keys: for key in ordered {
+                    let mut policy =
+                        sigstore_verify::PublicKeyVerificationPolicy::new(key.der().clone());
+                    if !has_tlog {
+                        policy = policy.skip_tlog_unsafe();
+                    }
+                    let mut last = None;
+                    for root in roots {
+                        match root.verifier().verify(artifact.clone(), bundle, &policy) {
+                            Ok(r) => {
+                                ok = Some((key, r));
+                                break 'keys;
+                            }
+                            Err(e) => last = Some(e),
+                        }
+                    }
+                    if let Some(e) = last {
+                        errors.push((key.name().to_owned(), e));
+                    }
+                }
+                let Some((key, result)) = ok else {
+                    return Err(VerifyError::Key(KeyFailure::Failed(errors)));
+                };
+                (
+                    Signer::Key {
+                        key_id: key.key_id().to_owned(),
+                        key_name: key.name().to_owned(),
+                    },
+                    result,
+                )
+            }
+            _ => return Err(VerifyError::UnsupportedMaterial),
+        };
+
+        let tsa_times: Vec<jiff::Timestamp> = if bundle
+            .verification_material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .is_empty()
+        {
+            Vec::new()
+        } else {
+            result
+                .verified_timestamps()
+                .iter()
+                .copied()
+                .filter(|t| Some(*t) != result.integrated_time())
+                .collect()
+        };
+        let time = if let Some(t) = tsa_times.iter().min() {
+            TrustedTime {
+                source: TimeSource::Rfc3161,
+                value: Some(*t),
+            }
+        } else if let Some(t) = result.integrated_time() {
+            TrustedTime {
+                source: TimeSource::Rekor,
+                value: Some(t),
+            }
+        } else {
+            TrustedTime {
+                source: TimeSource::None,
+                value: None,
+            }
+        };
+        let tlog = bundle
+            .verification_material
+            .tlog_entries
+            .iter()
+            .map(|e| TlogFact {
+                log_index: e.log_index.get(),
+                log_id: hex::encode(e.log_id.key_id.as_bytes()),
+                kind: format!("{}/{}", e.kind_version.kind(), e.kind_version.version()),
+                integrated_time: e.integrated_time,
+                inclusion_proof: e.inclusion_proof.is_some(),
+                inclusion_promise: e.inclusion_promise.is_some(),
+            })
+            .collect();
+        Ok(EvidenceFacts::new(
+            signer,
+            time,
+            tlog,
+            result.tlog_verified(),
+            Digest::sha256_of(evidence_bytes),
+            subject,
+            source,
+            format,
+        ))
+    }
+}
+
+fn keyless_signer(
+    result: &sigstore_verify::VerificationResult,
+    root: &str,
+) -> Result<Signer, VerifyError> {
+    let fail = |what: &str| {
+        VerifyError::Keyless(vec![(
+            root.to_owned(),
+            sigstore_verify::Error::InvalidBundle(format!("certificate has no {what}")),
+        )])
+    };
+    let subject = result.identity().ok_or_else(|| fail("subject (SAN)"))?;
+    let issuer = result.issuer().ok_or_else(|| fail("OIDC issuer"))?;
+    let mut claims = BTreeMap::new();
+    if let Some(cert) = result.certificate() {
+        let c = &cert.ci_claims;
+        let g = &c.deprecated_github;
+        let pairs: [(&str, &Option<String>); 21] = [
+            ("githubWorkflowTrigger", &g.workflow_trigger),
+            ("githubWorkflowSHA", &g.workflow_sha),
+            ("githubWorkflowName", &g.workflow_name),
+            ("githubWorkflowRepository", &g.workflow_repository),
+            ("githubWorkflowRef", &g.workflow_ref),
+            ("buildSignerURI", &c.build_signer_uri),
+            ("buildSignerDigest", &c.build_signer_digest),
+            ("runnerEnvironment", &c.runner_environment),
+            ("sourceRepositoryURI", &c.source_repository_uri),
+            ("sourceRepositoryDigest", &c.source_repository_digest),
+            ("sourceRepositoryRef", &c.source_repository_ref),
+            (
+                "sourceRepositoryIdentifier",
+                &c.source_repository_identifier,
+            ),
+            ("sourceRepositoryOwnerURI", &c.source_repository_owner_uri),
+            (
+                "sourceRepositoryOwnerIdentifier",
+                &c.source_repository_owner_identifier,
+            ),
+            ("buildConfigURI", &c.build_config_uri),
+            ("buildConfigDigest", &c.build_config_digest),
+            ("buildTrigger", &c.build_trigger),
+            ("runInvocationURI", &c.run_invocation_uri),
+            (
+                "sourceRepositoryVisibilityAtSigning",
+                &c.source_repository_visibility_at_signing,
+            ),
+            ("deploymentEnvironment", &c.deployment_environment),
+            ("tokenSubject", &c.token_subject),
+        ];
+        for (name, value) in pairs {
+            if let Some(v) = value {
+                claims.insert(name.to_owned(), v.clone());
+            }
+        }
+    }
+    Ok(Signer::Keyless(KeylessSigner {
+        issuer: issuer.to_owned(),
+        subject: subject.as_str().to_owned(),
+        claims,
+        trusted_root: root.to_owned(),
+    }))
+}
+
+fn artifact_digest(d: &Digest) -> Result<ArtifactDigest, VerifyError> {
+    let alg = match d.algorithm() {
+        Algorithm::Sha256 => HashAlgorithm::Sha2256,
+        Algorithm::Sha384 => HashAlgorithm::Sha2384,
+        Algorithm::Sha512 => HashAlgorithm::Sha2512,
+    };
+    ArtifactDigest::new(alg, d.bytes()).map_err(|e| VerifyError::Malformed(e.to_string()))
+}
+
+fn describe_subjects(statement: &Statement) -> String {
+    let mut names: Vec<String> = statement
+        .subjects()
+        .iter()
+        .flat_map(|s| s.digests.iter().map(|d| d.to_string()))
+        .take(3)
+        .collect();
+    let total: usize = statement.subjects().iter().map(|s| s.digests.len()).sum();
+    if total > names.len() {
+        names.push(format!("and {} more", total - names.len()));
+    }
+    if names.is_empty() {
+        "no sha256/sha384/sha512 subject".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The `critical.image.docker-manifest-digest` of a simple-signing payload,
+/// which must equal `subject`.
+fn simple_signing_digest(
+    payload: &[u8],
+    subject: &Digest,
+) -> Result<serde_json::Value, VerifyError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| VerifyError::SimpleSigning(e.to_string()))?;
+    let named = value
+        .pointer("/critical/image/docker-manifest-digest")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            VerifyError::SimpleSigning("no critical.image.docker-manifest-digest".into())
+        })?;
+    let named: Digest = named
+        .parse()
+        .map_err(|e: crate::digest::DigestError| VerifyError::SimpleSigning(e.to_string()))?;
+    if &named != subject {
+        return Err(VerifyError::SubjectMismatch {
+            expected: subject.clone(),
+            found: named.to_string(),
+        });
+    }
+    let kind = value.pointer("/critical/type").and_then(|v| v.as_str());
+    if kind != Some("cosign container image signature") {
+        return Err(VerifyError::SimpleSigning(format!(
+            "critical.type is {kind:?}, not \"cosign container image signature\""
+        )));
+    }
+    Ok(value)
+}
+
+/// One line describing a signer, for tables and messages.
+pub fn describe_signer(signer: &Signer) -> String {
+    match signer {
+        Signer::Keyless(k) => format!(
+            "{} (issuer {}, root {})",
+            k.subject, k.issuer, k.trusted_root
+        ),
+        Signer::Key { key_id, key_name } => {
+            format!("key {key_name} ({})", &key_id[..16.min(key_id.len())])
+        }
+    }
+}
+
+/// One line describing a trusted time.
+pub fn describe_time(time: &TrustedTime) -> String {
+    match (time.source, time.value) {
+        (TimeSource::Rfc3161, Some(t)) => {
+            format!("{} (RFC 3161 timestamp)", t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        }
+        (TimeSource::Rekor, Some(t)) => format!(
+            "{} (Rekor integrated time)",
+            t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        _ => "none".into(),
+    }
+}
