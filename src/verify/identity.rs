@@ -238,13 +238,13 @@ impl Authority {
                 }
             }
             (AuthorityKind::Keyless(id), Signer::Keyless(k)) => {
-                if let Some(root) = &id.trusted_root {
-                    if root != &k.trusted_root {
-                        return Err(NotAdmitted(format!(
-                            "certificate chains to trusted root {:?}, authority {:?} requires {root:?}",
-                            k.trusted_root, self.name
-                        )));
-                    }
+                if let Some(root) = &id.trusted_root
+                    && root != &k.trusted_root
+                {
+                    return Err(NotAdmitted(format!(
+                        "certificate chains to trusted root {:?}, authority {:?} requires {root:?}",
+                        k.trusted_root, self.name
+                    )));
                 }
                 if !id.issuer.matches(&k.issuer) {
                     return Err(NotAdmitted(format!(

@@ -13,9 +13,12 @@
 //! | `dev.sigstore.cosign/rfc3161timestamp` | `{SignedRFC3161Timestamp}` |
 //!
 //! Rather than a second verifier, each layer becomes a v0.1 bundle (the
-//! format that allows an inclusion promise without a proof) and goes through
-//! the same sigstore-verify path as every other bundle, including the check
-//! that the Rekor entry describes this signature, key and payload.
+//! format that allows an inclusion promise without a proof; v0.2 when the
+//! layer has no Rekor entry) and goes through the same sigstore-verify path
+//! as every other bundle, including the check that the Rekor entry describes
+//! this signature, key and payload. The one exception is a key-signed layer
+//! with neither a Rekor entry nor a timestamp, which no Sigstore bundle may
+//! be: only its signature is checked, and its facts say so.
 
 use std::collections::BTreeMap;
 
@@ -145,11 +148,17 @@ pub fn to_bundle(
         );
     }
 
+    // v0.1 is the format that allows an inclusion promise without a proof,
+    // and it requires that promise; a layer signed without Rekor
+    // (`--tlog-upload=false`) becomes a v0.2 bundle, whose time evidence can
+    // be an RFC 3161 timestamp alone.
+    let media_type = if annotations.contains_key(ANN_BUNDLE) {
+        "application/vnd.dev.sigstore.bundle+json;version=0.1"
+    } else {
+        "application/vnd.dev.sigstore.bundle+json;version=0.2"
+    };
     let mut bundle = serde_json::Map::new();
-    bundle.insert(
-        "mediaType".into(),
-        "application/vnd.dev.sigstore.bundle+json;version=0.1".into(),
-    );
+    bundle.insert("mediaType".into(), media_type.into());
     bundle.insert("verificationMaterial".into(), Value::Object(material));
     match content {
         LegacyContent::Signature(payload) => {
@@ -210,6 +219,10 @@ mod tests {
         ann.insert(ANN_SIGNATURE.to_string(), B64.encode(b"sig"));
         let b = to_bundle(LegacyContent::Signature(b"{}"), &ann).unwrap();
         assert_eq!(b["verificationMaterial"]["publicKey"]["hint"], "");
+        assert_eq!(
+            b["mediaType"],
+            "application/vnd.dev.sigstore.bundle+json;version=0.2"
+        );
         assert!(b["messageSignature"]["messageDigest"]["digest"].is_string());
     }
 

@@ -301,7 +301,7 @@ impl Verifier {
             subject,
             source,
             payload,
-            "cosign-sig".into(),
+            COSIGN_SIG_FORMAT.into(),
         )
     }
 
@@ -330,7 +330,7 @@ impl Verifier {
             subject,
             source,
             envelope,
-            "cosign-att".into(),
+            COSIGN_ATT_FORMAT.into(),
         )
     }
 
@@ -569,7 +569,7 @@ impl Verifier {
                     return Err(VerifyError::Keyless(errors));
                 };
                 let signer = keyless_signer(&result, &root)?;
-                (signer, result)
+                (signer, Checked::from(&result))
             }
             VerificationMaterialContent::PublicKey(hint) => {
                 let keys = self.trust.keys();
@@ -579,20 +579,55 @@ impl Verifier {
                 // The hint is unauthenticated: it only orders the candidates.
                 let mut ordered: Vec<&TrustedKey> = keys.iter().collect();
                 ordered.sort_by_key(|k| k.key_id() != hint.hint && k.name() != hint.hint);
-                let roots = self.trust.roots();
+                // A cosign layer signed with `--tlog-upload=false` and no
+                // timestamp carries no log or time evidence at all, which a
+                // Sigstore bundle may not (sigstore-verify refuses its shape).
+                // Only its signature can be checked; the facts then say "no
+                // tlog, no time" and authorities require a tlog by default.
+                let unlogged_layer = is_cosign_layer(&format)
+                    && !has_tlog
+                    && bundle
+                        .verification_material
+                        .timestamp_verification_data
+                        .rfc3161_timestamps
+                        .is_empty();
+                // Key-signed evidence needs no Fulcio CA; with no trusted
+                // root at all, its log entries and timestamps are checked
+                // against an empty one (and fail) instead of not at all.
+                let empty;
+                let verifiers: Vec<&sigstore_verify::Verifier> = if self.trust.roots().is_empty() {
+                    empty = empty_verifier().map_err(|e| {
+                        VerifyError::Key(KeyFailure::Failed(vec![("(no trusted root)".into(), e)]))
+                    })?;
+                    vec![&empty]
+                } else {
+                    self.trust.roots().iter().map(|r| r.verifier()).collect()
+                };
                 let mut errors = Vec::new();
                 let mut ok = None;
                 'keys: for key in ordered {
+                    if unlogged_layer {
+                        match verify_unlogged_signature(bundle, &artifact, key.der()) {
+                            Ok(()) => {
+                                ok = Some((key, Checked::default()));
+                                break 'keys;
+                            }
+                            Err(e) => {
+                                errors.push((key.name().to_owned(), e));
+                                continue;
+                            }
+                        }
+                    }
                     let mut policy =
                         sigstore_verify::PublicKeyVerificationPolicy::new(key.der().clone());
                     if !has_tlog {
                         policy = policy.skip_tlog_unsafe();
                     }
                     let mut last = None;
-                    for root in roots {
-                        match root.verifier().verify(artifact.clone(), bundle, &policy) {
+                    for verifier in &verifiers {
+                        match verifier.verify(artifact.clone(), bundle, &policy) {
                             Ok(r) => {
-                                ok = Some((key, r));
+                                ok = Some((key, Checked::from(&r)));
                                 break 'keys;
                             }
                             Err(e) => last = Some(e),
@@ -602,7 +637,7 @@ impl Verifier {
                         errors.push((key.name().to_owned(), e));
                     }
                 }
-                let Some((key, result)) = ok else {
+                let Some((key, checked)) = ok else {
                     return Err(VerifyError::Key(KeyFailure::Failed(errors)));
                 };
                 (
@@ -610,7 +645,7 @@ impl Verifier {
                         key_id: key.key_id().to_owned(),
                         key_name: key.name().to_owned(),
                     },
-                    result,
+                    checked,
                 )
             }
             _ => return Err(VerifyError::UnsupportedMaterial),
@@ -625,10 +660,10 @@ impl Verifier {
             Vec::new()
         } else {
             result
-                .verified_timestamps()
+                .timestamps
                 .iter()
                 .copied()
-                .filter(|t| Some(*t) != result.integrated_time())
+                .filter(|t| Some(*t) != result.integrated_time)
                 .collect()
         };
         let time = if let Some(t) = tsa_times.iter().min() {
@@ -636,7 +671,7 @@ impl Verifier {
                 source: TimeSource::Rfc3161,
                 value: Some(*t),
             }
-        } else if let Some(t) = result.integrated_time() {
+        } else if let Some(t) = result.integrated_time {
             TrustedTime {
                 source: TimeSource::Rekor,
                 value: Some(t),
@@ -664,12 +699,103 @@ impl Verifier {
             signer,
             time,
             tlog,
-            result.tlog_verified(),
+            result.tlog_verified,
             Digest::sha256_of(evidence_bytes),
             subject,
             source,
             format,
         ))
+    }
+}
+
+/// The format of evidence converted from a cosign `.sig` layer.
+const COSIGN_SIG_FORMAT: &str = "cosign-sig";
+/// The format of evidence converted from a cosign `.att` layer.
+const COSIGN_ATT_FORMAT: &str = "cosign-att";
+
+fn is_cosign_layer(format: &str) -> bool {
+    format == COSIGN_SIG_FORMAT || format == COSIGN_ATT_FORMAT
+}
+
+/// What sigstore-verify established, independent of the path that did it.
+#[derive(Default)]
+struct Checked {
+    /// Every authenticated time (RFC 3161 and integrated times).
+    timestamps: Vec<jiff::Timestamp>,
+    /// The earliest authenticated Rekor integrated time.
+    integrated_time: Option<jiff::Timestamp>,
+    /// Whether the tlog entries were verified.
+    tlog_verified: bool,
+}
+
+impl From<&sigstore_verify::VerificationResult> for Checked {
+    fn from(r: &sigstore_verify::VerificationResult) -> Self {
+        Checked {
+            timestamps: r.verified_timestamps().to_vec(),
+            integrated_time: r.integrated_time(),
+            tlog_verified: r.tlog_verified(),
+        }
+    }
+}
+
+/// A verifier over a trusted root with no authorities at all: key-signed
+/// evidence checked with it passes only if it needs no log or TSA key.
+fn empty_verifier() -> Result<sigstore_verify::Verifier, sigstore_verify::Error> {
+    let root = sigstore_trust_root::TrustedRoot::from_json(
+        r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+    )?;
+    sigstore_verify::Verifier::new(&root)
+}
+
+/// Checks the signature of a cosign layer that has neither a Rekor entry nor
+/// a timestamp, with `key`, the way sigstore-verify's public-key path does.
+/// The binding to the image was checked by the caller (the simple-signing
+/// payload names the digest; the DSSE statement's subjects include it).
+fn verify_unlogged_signature(
+    bundle: &Bundle,
+    artifact: &Artifact<'_>,
+    key: &sigstore_types::DerPublicKey,
+) -> Result<(), sigstore_verify::Error> {
+    use sigstore_verify::crypto::{KeyAlgorithm, verify_signature};
+    let algorithm = KeyAlgorithm::from_spki(key)?;
+    let invalid = |e: sigstore_verify::crypto::Error| {
+        sigstore_verify::Error::SignatureInvalid(format!("signature verification failed: {e}"))
+    };
+    match (&bundle.content, artifact) {
+        (SignatureContent::MessageSignature(sig), Artifact::Blob(payload)) => {
+            let scheme = match &sig.message_digest {
+                Some(d) => {
+                    let alg = match d.algorithm {
+                        HashAlgorithm::Sha2256 => Algorithm::Sha256,
+                        HashAlgorithm::Sha2384 => Algorithm::Sha384,
+                        HashAlgorithm::Sha2512 => Algorithm::Sha512,
+                        other => {
+                            return Err(sigstore_verify::Error::UnsupportedBundle(format!(
+                                "message digest algorithm {other:?}"
+                            )));
+                        }
+                    };
+                    if Digest::compute(alg, payload).bytes() != d.digest.as_bytes() {
+                        return Err(sigstore_verify::Error::ArtifactMismatch(
+                            "message digest in bundle does not match artifact hash".into(),
+                        ));
+                    }
+                    algorithm.resolve_signing_scheme(d.algorithm)?
+                }
+                None => algorithm.default_signing_scheme(),
+            };
+            verify_signature(key, payload, &sig.signature, scheme).map_err(invalid)
+        }
+        (SignatureContent::DsseEnvelope(env), _) => verify_signature(
+            key,
+            &env.pae(),
+            &env.signature.sig,
+            algorithm.default_signing_scheme(),
+        )
+        .map_err(invalid),
+        _ => Err(sigstore_verify::Error::UnsupportedBundle(
+            "unsupported signature content for a cosign layer".into(),
+        )),
     }
 }
 

@@ -1,0 +1,10 @@
+//! provgate's integration tests: one binary, one module per feature.
+//!
+//! Tests that need registries, Sigstore services or signers use the shared
+//! test kit (`../shared/testkit`) through [`common::kit`], started once per
+//! run and stopped when the test process exits.
+
+mod common;
+mod verify_fixtures;
+mod verify_kit;
+mod verify_tamper;
