@@ -18,4 +18,5 @@
 
 pub mod cli;
 pub mod digest;
+pub mod oci;
 pub mod verify;

@@ -1,0 +1,859 @@
+//! The registry transport: bounded HTTP with per-host credentials.
+//!
+//! `oci-client` reads every body without a limit, follows redirects with
+//! reqwest's defaults, ignores pagination and keeps one credential per host
+//! for the whole client, so provgate talks the (small) distribution protocol
+//! here, on reqwest, with these guarantees:
+//!
+//! - every body is read with a byte limit; a `Content-Length` above it is
+//!   refused before reading, an endless body is cut off at the limit, and all
+//!   reads of one image draw from one byte budget;
+//! - every request has a timeout (and discovery as a whole a deadline);
+//! - redirects are followed by hand, at most `max_redirects` times, and the
+//!   `Authorization` header is only ever sent to the registry host itself
+//!   (never across a redirect to another host, and basic credentials only to
+//!   a token realm on the same host or on a host configured for it);
+//! - plain HTTP only where the registry's options allow it;
+//! - one [`Transport`] per (registry host, credential set), so tenants'
+//!   credentials and tokens never mix.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Serialize;
+
+use super::auth::{Challenge, Credential, TokenResponse, parse_challenge};
+use super::error::{RegistryError, RegistryErrorKind};
+
+/// Per-registry connection options.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Allow plain HTTP to this registry.
+    pub insecure: bool,
+    /// Extra CA certificates (PEM) to trust for this registry.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Timeout of one request (connect, headers and body).
+    pub timeout: Duration,
+    /// Hosts, besides the registry itself, that may receive the registry's
+    /// credentials when they are the token `realm` (e.g. `auth.docker.io`).
+    pub token_hosts: Vec<String>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: false,
+            ca_pem: None,
+            timeout: Duration::from_secs(10),
+            token_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Limits on what one image's discovery may fetch. All configurable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Manifest or index bytes (default 4 MiB).
+    pub max_manifest_bytes: u64,
+    /// Blob bytes (default 16 MiB).
+    pub max_blob_bytes: u64,
+    /// Sigstore referrers considered per digest (default 64).
+    pub max_referrers: usize,
+    /// Referrers API pages followed (default 8).
+    pub max_pages: usize,
+    /// Layers read from one cosign `.sig`/`.att` manifest (default 32).
+    pub max_layers: usize,
+    /// Platform manifests of an index searched for evidence (default 16).
+    pub max_platforms: usize,
+    /// Bytes downloaded for one image in total (default 64 MiB).
+    pub max_image_bytes: u64,
+    /// Wall-clock time for one image's discovery, in milliseconds (default 20 s).
+    pub max_image_millis: u64,
+    /// Redirects followed per request (default 5).
+    pub max_redirects: usize,
+    /// Concurrent requests within one image's discovery (default 8).
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 16 * 1024 * 1024,
+            max_referrers: 64,
+            max_pages: 8,
+            max_layers: 32,
+            max_platforms: 16,
+            max_image_bytes: 64 * 1024 * 1024,
+            max_image_millis: 20_000,
+            max_redirects: 5,
+            concurrency: 8,
+        }
+    }
+}
+
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+const MAX_ERROR_BODY: u64 = 4 * 1024;
+
+/// What a request is for (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestKind {
+    /// Tag → digest.
+    Resolve,
+    /// The referrers API.
+    Referrers,
+    /// A tag lookup (tag schema, cosign tags).
+    Tag,
+    /// A manifest by digest.
+    Manifest,
+    /// A blob.
+    Blob,
+    /// The token endpoint.
+    Token,
+}
+
+impl RequestKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Resolve => "resolve",
+            RequestKind::Referrers => "referrers",
+            RequestKind::Tag => "tag",
+            RequestKind::Manifest => "manifest",
+            RequestKind::Blob => "blob",
+            RequestKind::Token => "token",
+        }
+    }
+}
+
+/// Receives one call per registry request (for metrics).
+pub trait RequestObserver: Send + Sync {
+    /// `outcome` is the HTTP status (`"200"`) or an error label (`"timeout"`).
+    fn observe(&self, registry: &str, kind: RequestKind, outcome: &str);
+}
+
+/// An observer that does nothing.
+pub struct NoObserver;
+impl RequestObserver for NoObserver {
+    fn observe(&self, _: &str, _: RequestKind, _: &str) {}
+}
+
+/// One request, for `--explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// What it was for.
+    pub kind: RequestKind,
+    /// GET or HEAD (POST for token refresh).
+    pub method: &'static str,
+    /// Host and path (no query, no credentials).
+    pub url: String,
+    /// The final status, or the error label.
+    pub outcome: String,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// Duration in milliseconds.
+    pub millis: u64,
+}
+
+/// The requests of one discovery, in order.
+#[derive(Debug, Default)]
+pub struct RequestLog(Mutex<Vec<RequestRecord>>);
+
+impl RequestLog {
+    fn push(&self, r: RequestRecord) {
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < 10_000
+        {
+            v.push(r);
+        }
+    }
+    /// A copy of the records.
+    pub fn records(&self) -> Vec<RequestRecord> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    /// Number of requests.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|v| v.len()).unwrap_or(0)
+    }
+    /// Whether no request was made.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The byte budget of one image.
+#[derive(Debug)]
+pub struct Budget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Budget {
+            limit,
+            used: AtomicU64::new(0),
+        }
+    }
+    fn take(&self, n: u64, registry: &str, context: &str) -> Result<(), RegistryError> {
+        let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        if used > self.limit {
+            return Err(RegistryError::new(
+                registry,
+                context,
+                RegistryErrorKind::BudgetExceeded { limit: self.limit },
+            ));
+        }
+        Ok(())
+    }
+    /// Bytes used so far.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-discovery context passed to every request.
+pub struct Ctx<'a> {
+    /// The repository (token scope).
+    pub repo: &'a str,
+    /// Where requests are recorded.
+    pub log: &'a RequestLog,
+    /// The byte budget.
+    pub budget: &'a Budget,
+}
+
+/// A response: status, headers and a bounded body.
+#[derive(Debug)]
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body (only for 2xx GETs; empty otherwise).
+    pub body: Bytes,
+}
+
+impl Fetched {
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The HTTP side of one registry host for one credential set.
+pub struct Transport {
+    host: String,
+    scheme: &'static str,
+    http: reqwest::Client,
+    credential: Option<Credential>,
+    options: RegistryOptions,
+    limits: Limits,
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    bearer_seen: AtomicBool,
+    observer: Arc<dyn RequestObserver>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("host", &self.host)
+            .field("scheme", &self.scheme)
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+/// Why a transport could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("registry {host}: {reason}")]
+pub struct TransportError {
+    host: String,
+    reason: String,
+}
+
+impl Transport {
+    /// A transport to `host` (host[:port]) with these options and credential.
+    pub fn new(
+        host: &str,
+        options: RegistryOptions,
+        limits: Limits,
+        credential: Option<Credential>,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Result<Self, TransportError> {
+        let err = |reason: String| TransportError {
+            host: host.into(),
+            reason,
+        };
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("provgate/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(8);
+        if let Some(pem) = &options.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| err(format!("bad CA bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(err("CA bundle holds no certificate".into()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|e| err(e.to_string()))?;
+        Ok(Transport {
+            host: host.into(),
+            scheme: if options.insecure { "http" } else { "https" },
+            http,
+            credential,
+            options,
+            limits,
+            tokens: Mutex::new(HashMap::new()),
+            bearer_seen: AtomicBool::new(false),
+            observer,
+        })
+    }
+
+    /// The host[:port].
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `GET` (`head == false`) or `HEAD` a path under `/v2/`, following
+    /// redirects and the auth challenge, reading at most `max` body bytes of
+    /// a 2xx response.
+    pub async fn request(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: RequestKind,
+        head: bool,
+        path: &str,
+        accept: Option<&str>,
+        max: u64,
+    ) -> Result<Fetched, RegistryError> {
+        let context = format!("{} {}", kind.as_str(), path);
+        let mut url = reqwest::Url::parse(&format!("{}://{}/v2/{}", self.scheme, self.host, path))
+            .map_err(|e| {
+                RegistryError::new(
+                    &self.host,
+                    &context,
+                    RegistryErrorKind::BadRedirect(e.to_string()),
+                )
+            })?;
+        let mut authorized = false;
+        let mut redirects = 0;
+        loop {
+            let same_host = host_port(&url) == self.host;
+            let auth = if same_host {
+                self.auth_header(ctx.repo)
+            } else {
+                None
+            };
+            let method = if head {
+                reqwest::Method::HEAD
+            } else {
+                reqwest::Method::GET
+            };
+            let mut req = self.http.request(method, url.clone());
+            if let Some(a) = accept {
+                req = req.header(reqwest::header::ACCEPT, a);
+            }
+            if let Some(a) = auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            let started = Instant::now();
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = map_reqwest(&self.host, &context, &e);
+                    self.record(
+                        ctx,
+                        kind,
+                        if head { "HEAD" } else { "GET" },
+                        &url,
+                        err.label(),
+                        0,
+                        started,
+                    );
+                    return Err(err);
+                }
+            };
+            let status = resp.status().as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                self.record(
+                    ctx,
+                    kind,
+                    if head { "HEAD" } else { "GET" },
+                    &url,
+                    &status.to_string(),
+                    0,
+                    started,
+                );
+                redirects += 1;
+                if redirects > self.limits.max_redirects {
+                    return Err(RegistryError::new(
+                        &self.host,
+                        &context,
+                        RegistryErrorKind::TooMany {
+                            what: "redirects",
+                            limit: self.limits.max_redirects,
+                        },
+                    ));
+                }
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        RegistryError::new(
+                            &self.host,
+                            &context,
+                            RegistryErrorKind::BadRedirect("no Location".into()),
+                        )
+                    })?;
+                let next = url.join(location).map_err(|e| {
+                    RegistryError::new(
+                        &self.host,
+                        &context,
+                        RegistryErrorKind::BadRedirect(e.to_string()),
+                    )
+                })?;
+                match next.scheme() {
+                    "https" => {}
+                    "http" if self.options.insecure => {}
+                    other => {
+                        return Err(RegistryError::new(
+                            &self.host,
+                            &context,
+                            RegistryErrorKind::BadRedirect(format!("to a {other}: URL")),
+                        ));
+                    }
+                }
+                url = next;
+                continue;
+            }
+            if status == 401 && !authorized && same_host {
+                self.record(
+                    ctx,
+                    kind,
+                    if head { "HEAD" } else { "GET" },
+                    &url,
+                    "401",
+                    0,
+                    started,
+                );
+                authorized = true;
+                let challenge = resp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge);
+                if let Some(c) = challenge
+                    && self.authorize(ctx, c).await?
+                {
+                    continue;
+                }
+                return Err(RegistryError::new(
+                    &self.host,
+                    &context,
+                    RegistryErrorKind::Unauthorized(401),
+                ));
+            }
+            let headers = resp.headers().clone();
+            let body = if head {
+                Bytes::new()
+            } else if (200..300).contains(&status) {
+                match read_limited(resp, max, kind, &self.host, &context, ctx.budget).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.record(ctx, kind, "GET", &url, e.label(), 0, started);
+                        return Err(e);
+                    }
+                }
+            } else {
+                // Drain a little for the connection's sake; never more.
+                let _ = read_limited(resp, MAX_ERROR_BODY, kind, &self.host, &context, ctx.budget)
+                    .await;
+                Bytes::new()
+            };
+            self.record(
+                ctx,
+                kind,
+                if head { "HEAD" } else { "GET" },
+                &url,
+                &status.to_string(),
+                body.len() as u64,
+                started,
+            );
+            return Ok(Fetched {
+                status,
+                headers,
+                body,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: RequestKind,
+        method: &'static str,
+        url: &reqwest::Url,
+        outcome: &str,
+        bytes: u64,
+        started: Instant,
+    ) {
+        self.observer.observe(&self.host, kind, outcome);
+        ctx.log.push(RequestRecord {
+            kind,
+            method,
+            url: format!("{}{}", host_port(url), url.path()),
+            outcome: outcome.into(),
+            bytes,
+            millis: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    /// The Authorization header for a request to the registry host itself.
+    fn auth_header(&self, repo: &str) -> Option<HeaderValue> {
+        let scope = pull_scope(repo);
+        if let Ok(tokens) = self.tokens.lock()
+            && let Some((token, expiry)) = tokens.get(&scope)
+            && *expiry > Instant::now()
+        {
+            return HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        }
+        match &self.credential {
+            Some(Credential::Basic { username, password })
+                if !self.bearer_seen.load(Ordering::Relaxed) =>
+            {
+                basic_header(username, password)
+            }
+            Some(Credential::Bearer { token }) => {
+                HeaderValue::from_str(&format!("Bearer {token}")).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// Answers a challenge; returns whether retrying may now succeed.
+    async fn authorize(&self, ctx: &Ctx<'_>, challenge: Challenge) -> Result<bool, RegistryError> {
+        match challenge {
+            // Basic: we already sent the credential if we have one.
+            Challenge::Basic => Ok(false),
+            Challenge::Bearer { realm, service, .. } => {
+                self.bearer_seen.store(true, Ordering::Relaxed);
+                let context = "token";
+                let realm_url = reqwest::Url::parse(&realm).map_err(|e| {
+                    RegistryError::new(
+                        &self.host,
+                        context,
+                        RegistryErrorKind::Token(format!("bad realm {realm:?}: {e}")),
+                    )
+                })?;
+                match realm_url.scheme() {
+                    "https" => {}
+                    "http" if self.options.insecure => {}
+                    s => {
+                        return Err(RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::Token(format!("realm scheme {s} is not allowed")),
+                        ));
+                    }
+                }
+                let realm_host = host_port(&realm_url);
+                // Credentials go to the realm only when it is this registry,
+                // or a host the operator listed for it (auth.docker.io).
+                let may_send = realm_host == self.host
+                    || self.options.token_hosts.iter().any(|h| h == &realm_host);
+                let scope = pull_scope(ctx.repo);
+                let mut query = url::form_urlencoded::Serializer::new(String::new());
+                if let Some(s) = &service {
+                    query.append_pair("service", s);
+                }
+                query.append_pair("scope", &scope);
+                let credential = if may_send {
+                    self.credential.as_ref()
+                } else {
+                    None
+                };
+                let started = Instant::now();
+                let (method, req) = match credential {
+                    Some(Credential::IdentityToken { token }) => {
+                        let mut body = url::form_urlencoded::Serializer::new(String::new());
+                        body.append_pair("grant_type", "refresh_token")
+                            .append_pair("refresh_token", token)
+                            .append_pair("client_id", "provgate")
+                            .append_pair("scope", &scope);
+                        if let Some(s) = &service {
+                            body.append_pair("service", s);
+                        }
+                        (
+                            "POST",
+                            self.http
+                                .post(realm_url.clone())
+                                .header(
+                                    reqwest::header::CONTENT_TYPE,
+                                    "application/x-www-form-urlencoded",
+                                )
+                                .body(body.finish()),
+                        )
+                    }
+                    Some(Credential::Basic { username, password }) => {
+                        let mut u = realm_url.clone();
+                        u.set_query(Some(&query.finish()));
+                        let mut r = self.http.get(u);
+                        if let Some(h) = basic_header(username, password) {
+                            r = r.header(reqwest::header::AUTHORIZATION, h);
+                        }
+                        ("GET", r)
+                    }
+                    // A registry token is sent as is; the challenge means it
+                    // was refused.
+                    Some(Credential::Bearer { .. }) => return Ok(false),
+                    None => {
+                        let mut u = realm_url.clone();
+                        u.set_query(Some(&query.finish()));
+                        ("GET", self.http.get(u))
+                    }
+                };
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let err = map_reqwest(&self.host, context, &e);
+                        self.record(
+                            ctx,
+                            RequestKind::Token,
+                            method,
+                            &realm_url,
+                            err.label(),
+                            0,
+                            started,
+                        );
+                        return Err(err);
+                    }
+                };
+                let status = resp.status().as_u16();
+                if !(200..300).contains(&status) {
+                    self.record(
+                        ctx,
+                        RequestKind::Token,
+                        method,
+                        &realm_url,
+                        &status.to_string(),
+                        0,
+                        started,
+                    );
+                    return match status {
+                        401 | 403 => Err(RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::Unauthorized(status),
+                        )),
+                        429 => Err(RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::RateLimited {
+                                retry_after: retry_after(resp.headers()),
+                            },
+                        )),
+                        s if s >= 500 => Err(RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::Server(s),
+                        )),
+                        s => Err(RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::Token(format!("status {s}")),
+                        )),
+                    };
+                }
+                let body = read_limited(
+                    resp,
+                    MAX_TOKEN_BYTES,
+                    RequestKind::Token,
+                    &self.host,
+                    context,
+                    ctx.budget,
+                )
+                .await?;
+                self.record(
+                    ctx,
+                    RequestKind::Token,
+                    method,
+                    &realm_url,
+                    &status.to_string(),
+                    body.len() as u64,
+                    started,
+                );
+                let tr: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                    RegistryError::new(
+                        &self.host,
+                        context,
+                        RegistryErrorKind::Token(format!("bad token response: {e}")),
+                    )
+                })?;
+                let token = tr
+                    .token
+                    .or(tr.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        RegistryError::new(
+                            &self.host,
+                            context,
+                            RegistryErrorKind::Token("no token in response".into()),
+                        )
+                    })?;
+                if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+                    return Err(RegistryError::new(
+                        &self.host,
+                        context,
+                        RegistryErrorKind::Token("token is not a valid header value".into()),
+                    ));
+                }
+                // Refresh 10% early; never trust more than an hour.
+                let ttl = tr.expires_in.unwrap_or(60).clamp(10, 3600);
+                let expiry = Instant::now() + Duration::from_secs(ttl - ttl / 10);
+                if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.insert(scope, (token, expiry));
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn pull_scope(repo: &str) -> String {
+    format!("repository:{repo}:pull")
+}
+
+fn basic_header(username: &str, password: &str) -> Option<HeaderValue> {
+    let raw = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let mut v = HeaderValue::from_str(&format!("Basic {raw}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// host[:port] of a URL, with the port only when it is not the default.
+pub fn host_port(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+fn map_reqwest(host: &str, context: &str, e: &reqwest::Error) -> RegistryError {
+    let kind = if e.is_timeout() {
+        RegistryErrorKind::Timeout
+    } else {
+        // The chain, without the URL (which holds no secrets, but is noise).
+        let mut msg = e.without_url_ref().to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        RegistryErrorKind::Connect(msg)
+    };
+    RegistryError::new(host, context, kind)
+}
+
+trait WithoutUrlRef {
+    fn without_url_ref(&self) -> String;
+}
+impl WithoutUrlRef for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let s = self.to_string();
+        match self.url() {
+            Some(u) => s
+                .replace(&format!(" ({u})"), "")
+                .replace(u.as_str(), "<url>"),
+            None => s,
+        }
+    }
+}
+
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: u64,
+    kind: RequestKind,
+    host: &str,
+    context: &str,
+    budget: &Budget,
+) -> Result<Bytes, RegistryError> {
+    let what = match kind {
+        RequestKind::Blob => "blob",
+        RequestKind::Token => "token response",
+        _ => "manifest",
+    };
+    if let Some(len) = resp.content_length()
+        && len > limit
+    {
+        return Err(RegistryError::new(
+            host,
+            context,
+            RegistryErrorKind::TooLarge {
+                what,
+                limit,
+                size: len,
+            },
+        ));
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(map_reqwest(host, context, &e)),
+        };
+        let size = buf.len() as u64 + chunk.len() as u64;
+        if size > limit {
+            return Err(RegistryError::new(
+                host,
+                context,
+                RegistryErrorKind::TooLarge { what, limit, size },
+            ));
+        }
+        budget.take(chunk.len() as u64, host, context)?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Maps a non-success status of a request to a classified error.
+pub fn status_error(host: &str, context: &str, f: &Fetched) -> RegistryError {
+    let kind = match f.status {
+        404 => RegistryErrorKind::NotFound,
+        401 | 403 => RegistryErrorKind::Unauthorized(f.status),
+        429 => RegistryErrorKind::RateLimited {
+            retry_after: retry_after(&f.headers),
+        },
+        s if s >= 500 => RegistryErrorKind::Server(s),
+        s => RegistryErrorKind::Status(s),
+    };
+    RegistryError::new(host, context, kind)
+}

@@ -1,0 +1,250 @@
+//! Evidence discovery in OCI registries.
+//!
+//! [`Registries`] holds the per-registry options and one [`Transport`] per
+//! (registry host, credential set); [`Registries::resolve`] turns a tag into
+//! a digest and [`Registries::discover`] finds every piece of evidence
+//! attached to a digest. Both return the list of requests made alongside the
+//! result ([`Traced`]), for `--explain`, and report each request to a
+//! [`RequestObserver`] for metrics.
+
+pub mod auth;
+pub mod client;
+mod discover;
+pub mod error;
+pub mod manifest;
+mod reference;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use auth::{Credential, CredentialError, CredentialSet};
+pub use client::{
+    Budget, Limits, NoObserver, RegistryOptions, RequestKind, RequestLog, RequestObserver,
+    RequestRecord, Transport,
+};
+pub use discover::{
+    Discovery, EvidenceContent, PlatformManifest, Resolved, Traced, UnverifiedEvidence,
+};
+pub use error::{ErrorClass, RegistryError, RegistryErrorKind};
+pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
+
+use discover::{Session, with_deadline};
+
+/// Options of one registry (by its name as in image references).
+#[derive(Debug, Clone, Default)]
+pub struct RegistryEntry {
+    /// Connection options.
+    pub options: RegistryOptions,
+    /// Mirrors tried first, in order, before the registry itself.
+    pub mirrors: Vec<String>,
+}
+
+/// All registries provgate talks to.
+pub struct Registries {
+    entries: HashMap<String, RegistryEntry>,
+    default: RegistryEntry,
+    limits: Limits,
+    observer: Arc<dyn RequestObserver>,
+    transports: Mutex<HashMap<(String, String), Arc<Transport>>>,
+}
+
+impl std::fmt::Debug for Registries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registries")
+            .field("entries", &self.entries)
+            .field("default", &self.default)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Registries {
+    /// Registries with per-name entries, a default for the others, limits and
+    /// a metrics observer.
+    pub fn new(
+        entries: HashMap<String, RegistryEntry>,
+        default: RegistryEntry,
+        limits: Limits,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
+        Registries {
+            entries,
+            default,
+            limits,
+            observer,
+            transports: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn entry(&self, registry: &str) -> &RegistryEntry {
+        self.entries.get(registry).unwrap_or(&self.default)
+    }
+
+    /// The hosts to try for `image`, mirrors first.
+    fn hosts(&self, image: &ImageRef) -> Vec<(String, RegistryOptions)> {
+        let entry = self.entry(image.registry());
+        let mut out: Vec<(String, RegistryOptions)> = entry
+            .mirrors
+            .iter()
+            .map(|m| {
+                let opts = self
+                    .entries
+                    .get(m)
+                    .map(|e| e.options.clone())
+                    .unwrap_or_else(|| entry.options.clone());
+                (m.clone(), opts)
+            })
+            .collect();
+        let mut options = entry.options.clone();
+        if image.registry() == DOCKER_HUB && options.token_hosts.is_empty() {
+            options.token_hosts.push("auth.docker.io".into());
+        }
+        out.push((image.registry_host().to_owned(), options));
+        out
+    }
+
+    fn transport(
+        &self,
+        host: &str,
+        options: &RegistryOptions,
+        creds: &CredentialSet,
+    ) -> Result<Arc<Transport>, RegistryError> {
+        let key = (host.to_owned(), creds.name().to_owned());
+        let mut map = self.transports.lock().map_err(|_| {
+            RegistryError::new(
+                host,
+                "transport",
+                RegistryErrorKind::Connect("transport cache poisoned".into()),
+            )
+        })?;
+        if let Some(t) = map.get(&key) {
+            return Ok(t.clone());
+        }
+        let credential = creds.for_host(host).cloned().or_else(|| {
+            // Docker Hub credentials are filed under docker.io.
+            if host == "registry-1.docker.io" {
+                creds.for_host(DOCKER_HUB).cloned()
+            } else {
+                None
+            }
+        });
+        let t = Transport::new(
+            host,
+            options.clone(),
+            self.limits.clone(),
+            credential,
+            self.observer.clone(),
+        )
+        .map_err(|e| {
+            RegistryError::new(host, "transport", RegistryErrorKind::Connect(e.to_string()))
+        })?;
+        let t = Arc::new(t);
+        map.insert(key, t.clone());
+        Ok(t)
+    }
+
+    /// Resolves `image` to a digest (no request when it is pinned).
+    pub async fn resolve(&self, image: &ImageRef, creds: &CredentialSet) -> Traced<Resolved> {
+        let log = RequestLog::default();
+        let budget = Budget::new(self.limits.max_image_bytes);
+        let mut last = None;
+        for (host, options) in self.hosts(image) {
+            let result = match self.transport(&host, &options, creds) {
+                Ok(t) => {
+                    let s = Session {
+                        transport: &t,
+                        repo: image.repository(),
+                        log: &log,
+                        budget: &budget,
+                    };
+                    with_deadline(
+                        self.limits.max_image_millis,
+                        &host,
+                        &format!("resolve {image}"),
+                        s.resolve(image),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(r) => {
+                    return Traced {
+                        result: Ok(r),
+                        requests: log.records(),
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Traced {
+            result: Err(last.unwrap_or_else(|| {
+                RegistryError::new(
+                    image.registry(),
+                    "resolve",
+                    RegistryErrorKind::Connect("no host".into()),
+                )
+            })),
+            requests: log.records(),
+        }
+    }
+
+    /// Discovers the evidence attached to `digest` in `image`'s repository.
+    pub async fn discover(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        media_type: Option<&str>,
+        creds: &CredentialSet,
+    ) -> Traced<Discovery> {
+        let log = RequestLog::default();
+        let mut last = None;
+        for (host, options) in self.hosts(image) {
+            let budget = Budget::new(self.limits.max_image_bytes);
+            let result = match self.transport(&host, &options, creds) {
+                Ok(t) => {
+                    let s = Session {
+                        transport: &t,
+                        repo: image.repository(),
+                        log: &log,
+                        budget: &budget,
+                    };
+                    with_deadline(
+                        self.limits.max_image_millis,
+                        &host,
+                        &format!("discover {}@{digest}", image.name()),
+                        s.discover(digest, media_type),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(d) => {
+                    return Traced {
+                        result: Ok(d),
+                        requests: log.records(),
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Traced {
+            result: Err(last.unwrap_or_else(|| {
+                RegistryError::new(
+                    image.registry(),
+                    "discover",
+                    RegistryErrorKind::Connect("no host".into()),
+                )
+            })),
+            requests: log.records(),
+        }
+    }
+}
+
+use crate::digest::Digest;

@@ -1,0 +1,232 @@
+//! Image references, normalised once.
+//!
+//! Parsing follows Docker's rules (via `oci-client`'s `Reference`, a port of
+//! distribution's reference grammar): `nginx` is
+//! `docker.io/library/nginx:latest`, `ghcr.io/acme/app@sha256:…` keeps its
+//! digest, a registry may carry a port. The digest, when present, is then
+//! validated into a [`Digest`]. After that, [`ImageRef`] is the only form an
+//! image name takes in provgate.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+use crate::digest::Digest;
+
+/// Docker Hub's canonical registry name.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// A normalised image reference.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+/// Why a string is not an image reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image reference {input:?}: {reason}")]
+pub struct ReferenceError {
+    input: String,
+    reason: String,
+}
+
+/// References longer than this are rejected before parsing.
+const MAX_REFERENCE_LEN: usize = 1024;
+
+impl ImageRef {
+    /// Parses and normalises a reference.
+    pub fn parse(s: &str) -> Result<Self, ReferenceError> {
+        let err = |reason: String| ReferenceError {
+            input: s.chars().take(200).collect(),
+            reason,
+        };
+        if s.len() > MAX_REFERENCE_LEN {
+            return Err(err(format!("longer than {MAX_REFERENCE_LEN} bytes")));
+        }
+        if s.trim() != s || s.is_empty() {
+            return Err(err("empty or surrounded by whitespace".into()));
+        }
+        let parsed: oci_client::Reference = s.parse().map_err(|e| err(format!("{e}")))?;
+        let digest = parsed
+            .digest()
+            .map(|d| d.parse::<Digest>().map_err(|e| err(e.to_string())))
+            .transpose()?;
+        // `nginx@sha256:…` has no tag; oci-client only defaults to `latest`
+        // when neither is present, which is what we want.
+        let tag = parsed.tag().map(str::to_owned);
+        let registry = match parsed.registry() {
+            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
+            r => r.to_owned(),
+        };
+        Ok(ImageRef {
+            registry,
+            repository: parsed.repository().to_owned(),
+            tag,
+            digest,
+        })
+    }
+
+    /// Builds a reference from parts already validated elsewhere.
+    pub fn from_parts(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Result<Self, ReferenceError> {
+        let mut s = format!("{registry}/{repository}");
+        if let Some(t) = tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &digest {
+            s.push('@');
+            s.push_str(&d.to_string());
+        }
+        ImageRef::parse(&s)
+    }
+
+    /// The registry as written (normalised: `docker.io` for Docker Hub),
+    /// possibly with a port.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The host to contact: Docker Hub's API lives at `registry-1.docker.io`.
+    pub fn registry_host(&self) -> &str {
+        if self.registry == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
+    /// The repository path, e.g. `library/nginx`.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The pinned digest, if any.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// `registry/repository`, without tag or digest (what image globs match).
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository pinned to `digest` (tag kept for display).
+    pub fn with_digest(&self, digest: Digest) -> Self {
+        ImageRef {
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    /// The same repository at `digest`, without a tag.
+    pub fn at_digest(&self, digest: Digest) -> Self {
+        ImageRef {
+            tag: None,
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ImageRef::parse(s)
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageRef({self})")
+    }
+}
+
+impl Serialize for ImageRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "00c669552a5008487c579f75e6f965234e458745857b9de2dfa62bbdb3e61f0a";
+
+    #[test]
+    fn normalises_docker_hub_short_names() {
+        let r = ImageRef::parse("nginx").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(r.registry_host(), "registry-1.docker.io");
+        assert_eq!(
+            ImageRef::parse("acme/app:1").unwrap().to_string(),
+            "docker.io/acme/app:1"
+        );
+        assert_eq!(
+            ImageRef::parse("index.docker.io/library/nginx:1")
+                .unwrap()
+                .to_string(),
+            "docker.io/library/nginx:1"
+        );
+    }
+
+    #[test]
+    fn keeps_ports_tags_and_digests() {
+        let r = ImageRef::parse(&format!("127.0.0.1:5000/demo/app:v1@sha256:{HEX}")).unwrap();
+        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "demo/app");
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(r.digest().unwrap().hex(), HEX);
+        let pinned = ImageRef::parse(&format!("ghcr.io/acme/app@sha256:{HEX}")).unwrap();
+        assert_eq!(pinned.tag(), None);
+        assert_eq!(pinned.to_string(), format!("ghcr.io/acme/app@sha256:{HEX}"));
+        assert_eq!(
+            ImageRef::parse("localhost:5000/x").unwrap().registry(),
+            "localhost:5000"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_references() {
+        for bad in [
+            "",
+            " nginx",
+            "Nginx",
+            "ghcr.io/acme/app@evil.io/x",
+            "ghcr.io/acme/app@sha256:abc",
+            &format!("ghcr.io/acme/app@sha256:{}", HEX.to_uppercase()),
+            "ghcr.io/acme/app:",
+            "ghcr.io//app",
+            &"a".repeat(2000),
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
