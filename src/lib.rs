@@ -16,7 +16,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bind;
 pub mod cli;
+pub mod config;
 pub mod digest;
+pub mod engine;
+pub mod metrics;
 pub mod oci;
+pub mod policy;
 pub mod verify;

@@ -1,0 +1,329 @@
+//! What the engine decides about one image, and how it is worded.
+//!
+//! The same [`ImageDecision`] feeds the AdmissionResponse, the gate JSON, the
+//! `check` table and the decision log, so a team sees the same requirement
+//! text in `kubectl`, in CI and locally.
+
+use serde::Serialize;
+
+use crate::bind::EffectiveMode;
+use crate::digest::Digest;
+use crate::oci::{ErrorClass, PlatformManifest, RequestRecord};
+use crate::policy::{RequestContext, Violation};
+use crate::verify::{EvidenceFacts, Signer, SourceKind};
+
+/// The outcome for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Allowed, nothing to say.
+    Allow,
+    /// Allowed, with warnings.
+    Warn,
+    /// Denied.
+    Deny,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Warn => "warn",
+            Outcome::Deny => "deny",
+        }
+    }
+}
+
+/// One contract's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No deny, no warn.
+    Pass,
+    /// Only warn results.
+    Warn,
+    /// Deny results.
+    Deny,
+    /// Evaluation failed (counts as deny).
+    Error,
+    /// Would deny, but an exemption applies.
+    Exempt,
+}
+
+impl Verdict {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Deny => "deny",
+            Verdict::Error => "error",
+            Verdict::Exempt => "exempt",
+        }
+    }
+}
+
+/// An exemption that applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExemptionInfo {
+    /// Why.
+    pub reason: String,
+    /// Until when.
+    pub expires: String,
+}
+
+/// Evidence a contract ignored, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    /// The evidence digest.
+    pub digest: Digest,
+    /// Why it did not reach the Rego.
+    pub reason: String,
+}
+
+/// One contract's result for one image.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractResult {
+    /// Contract name.
+    pub name: String,
+    /// Contract version.
+    pub version: String,
+    /// The binding that applied it (empty for a gate-selected contract).
+    pub binding: String,
+    /// The mode in force.
+    pub mode: EffectiveMode,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// `deny` results.
+    pub deny: Vec<Violation>,
+    /// `warn` results.
+    pub warn: Vec<Violation>,
+    /// Why evaluation failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The exemption that applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<ExemptionInfo>,
+    /// Digests of the evidence that reached the Rego.
+    pub evidence_used: Vec<Digest>,
+    /// Evidence the contract's authorities did not admit.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A verified piece of evidence, summarised.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceEntry {
+    /// `attestation` or `signature`.
+    pub kind: &'static str,
+    /// The predicate type (attestations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// Verified facts: signer, time, tlog, source, subject, digest.
+    pub facts: EvidenceFacts,
+}
+
+/// Evidence that failed verification.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedEvidence {
+    /// Where it was found.
+    pub source: SourceKind,
+    /// The digest it was attached to.
+    pub subject: Digest,
+    /// The layer digest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Digest>,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// An error that decided the outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorInfo {
+    /// Transient or permanent (registry errors), or permanent.
+    pub class: ErrorClass,
+    /// The message.
+    pub message: String,
+}
+
+/// The decision for one image in one context.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDecision {
+    /// The image as written.
+    pub image: String,
+    /// The normalised reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The digest judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Platform manifests of an index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformManifest>,
+    /// The context.
+    pub context: RequestContext,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Each bound contract's result.
+    pub contracts: Vec<ContractResult>,
+    /// Verified evidence.
+    pub evidence: Vec<EvidenceEntry>,
+    /// Evidence that failed verification.
+    pub rejected: Vec<RejectedEvidence>,
+    /// Discovery notes (skipped items).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// No binding covered the image.
+    pub unmatched: bool,
+    /// The error that decided the outcome, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// Set when the decision was served degraded (registry failure policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
+    /// Whether to pin the tag to the digest (mutation).
+    pub pin_digest: bool,
+    /// Registry requests made for this decision (cold fetches only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestRecord>,
+}
+
+impl ImageDecision {
+    /// A decision with no contracts, evidence or error yet.
+    pub fn new(image: &str, context: RequestContext) -> Self {
+        ImageDecision {
+            image: image.to_owned(),
+            reference: None,
+            digest: None,
+            platforms: Vec::new(),
+            context,
+            outcome: Outcome::Allow,
+            contracts: Vec::new(),
+            evidence: Vec::new(),
+            rejected: Vec::new(),
+            notes: Vec::new(),
+            unmatched: false,
+            error: None,
+            degraded: None,
+            pin_digest: false,
+            requests: Vec::new(),
+        }
+    }
+
+    /// Denied with no verified evidence at all (exit code 3 in the CLI).
+    pub fn no_verifiable_evidence(&self) -> bool {
+        self.outcome == Outcome::Deny
+            && self.evidence.is_empty()
+            && self.error.is_none()
+            && !self.unmatched
+    }
+
+    /// Where this image appeared, for messages: `container "api"` or the image.
+    pub fn subject_label(&self) -> String {
+        match &self.context.container {
+            Some(c) => format!("container {c:?} ({})", self.image),
+            None => self.image.clone(),
+        }
+    }
+
+    /// The denial lines: one per unmet requirement, with its fix.
+    pub fn denial_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let who = self.subject_label();
+        if let Some(e) = &self.error {
+            out.push(format!("{who}: {}", e.message));
+        }
+        if self.unmatched && self.outcome == Outcome::Deny {
+            out.push(format!(
+                "{who}: no contract binding covers this image, and unmatched images are denied; ask the platform team to bind contracts to it"
+            ));
+        }
+        for c in &self.contracts {
+            if c.mode.mode != crate::bind::Mode::Enforce {
+                continue;
+            }
+            match c.verdict {
+                Verdict::Deny => {
+                    for v in &c.deny {
+                        out.push(violation_line(&who, &c.name, v));
+                    }
+                }
+                Verdict::Error => out.push(format!(
+                    "{who}: [{}] {}",
+                    c.name,
+                    c.error.as_deref().unwrap_or("contract evaluation failed")
+                )),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The warning lines: warn-mode denials (with their enforcement date),
+    /// `warn` results, exemptions in use and degraded service.
+    pub fn warning_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let who = self.subject_label();
+        if let Some(d) = &self.degraded {
+            out.push(format!("{who}: {d}"));
+        }
+        if self.unmatched && self.outcome == Outcome::Warn {
+            out.push(format!("{who}: no contract binding covers this image"));
+        }
+        for c in &self.contracts {
+            if c.mode.mode == crate::bind::Mode::Audit {
+                continue;
+            }
+            if let Some(e) = &c.exemption {
+                out.push(format!(
+                    "{who}: [{}] exempted until {}: {}",
+                    c.name, e.expires, e.reason
+                ));
+                continue;
+            }
+            if c.mode.mode == crate::bind::Mode::Warn {
+                let when = match c.mode.enforce_after {
+                    Some(t) => format!(
+                        " (will be enforced from {})",
+                        t.strftime("%Y-%m-%d %H:%M UTC")
+                    ),
+                    None => String::new(),
+                };
+                for v in &c.deny {
+                    out.push(format!("{}{when}", violation_line(&who, &c.name, v)));
+                }
+                if c.verdict == Verdict::Error {
+                    out.push(format!(
+                        "{who}: [{}] {}{when}",
+                        c.name,
+                        c.error.as_deref().unwrap_or("evaluation failed")
+                    ));
+                }
+            }
+            for v in &c.warn {
+                out.push(violation_line(&who, &c.name, v));
+            }
+        }
+        out
+    }
+}
+
+fn violation_line(who: &str, contract: &str, v: &Violation) -> String {
+    let mut s = format!("{who}: [{contract}] {}", v.msg);
+    if let Some(r) = &v.requirement {
+        s.push_str(&format!(" (requirement {r})"));
+    }
+    if let Some(f) = &v.fix {
+        s.push_str(&format!(" Fix: {f}"));
+    }
+    s
+}
+
+/// A short, one-line description of a signer.
+pub fn signer_line(s: &Signer) -> String {
+    crate::verify::describe_signer(s)
+}

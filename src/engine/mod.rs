@@ -1,0 +1,3 @@
+//! The decision engine.
+
+pub mod decision;

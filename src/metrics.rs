@@ -1,0 +1,299 @@
+//! Prometheus metrics (prefix `provgate_`), on `prometheus-client`.
+//!
+//! The registry is built once and passed around (no globals). Label values
+//! are bounded: endpoints, results, modes, cache names and registry request
+//! kinds are fixed sets; registries, namespaces, teams and contracts come
+//! from configuration or the cluster, not from request payloads beyond
+//! the namespace.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::oci::{RequestKind, RequestObserver};
+
+/// Endpoint × result × mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `validate`, `mutate`, `gate`, `report`.
+    pub endpoint: String,
+    /// `allowed`, `denied`, `error`, `invalid`, `unauthorized`.
+    pub result: String,
+}
+
+/// Per-image decision labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `admission`, `gate`, `report`, `cli`.
+    pub source: String,
+    /// Namespace (empty for CI without context).
+    pub namespace: String,
+    /// `allow`, `warn`, `deny`.
+    pub outcome: String,
+}
+
+/// Contract verdict labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// Contract name.
+    pub contract: String,
+    /// `pass`, `warn`, `deny`, `error`, `exempt`.
+    pub verdict: String,
+    /// Effective mode.
+    pub mode: String,
+}
+
+/// Registry request labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryLabels {
+    /// Registry host.
+    pub registry: String,
+    /// `resolve`, `referrers`, `tag`, `manifest`, `blob`, `token`.
+    pub kind: String,
+    /// HTTP status or error label.
+    pub status: String,
+}
+
+/// Cache labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `tag`, `evidence`, `verdict`.
+    pub cache: String,
+    /// `hit`, `miss`, `stale`.
+    pub result: String,
+}
+
+/// Degraded decision labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DegradedLabels {
+    /// Registry.
+    pub registry: String,
+    /// `last-known-good` or `warn`.
+    pub policy: String,
+}
+
+/// Result label only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+/// Endpoint label only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// Compliance gauge labels (reporting).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComplianceLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Team (from the configured label), or empty.
+    pub team: String,
+    /// `compliant` or `non-compliant`.
+    pub status: String,
+}
+
+/// All of provgate's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Requests by endpoint and result.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Per-image decisions.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Contract verdicts.
+    pub verdicts: Family<VerdictLabels, Counter>,
+    /// End-to-end decision latency.
+    pub decision_seconds: Family<EndpointLabels, Histogram>,
+    /// Verification time per piece of evidence.
+    pub verification_seconds: Histogram,
+    /// Discovery time per image (registry).
+    pub registry_seconds: Histogram,
+    /// Contract evaluation time.
+    pub policy_seconds: Histogram,
+    /// Registry requests.
+    pub registry_requests: Family<RegistryLabels, Counter>,
+    /// Cache lookups.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Degraded decisions.
+    pub degraded: Family<DegradedLabels, Counter>,
+    /// Config/contract reloads.
+    pub reloads: Family<ResultLabels, Counter>,
+    /// Workloads by compliance (reporting).
+    pub workloads: Family<ComplianceLabels, Gauge>,
+    /// Running workloads whose images admission would now deny.
+    pub would_deny: Family<ComplianceLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("provgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        let decision_seconds =
+            Family::<EndpointLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        let verification_seconds = latency();
+        let registry_seconds = latency();
+        let policy_seconds = latency();
+        let registry_requests = Family::<RegistryLabels, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        let degraded = Family::<DegradedLabels, Counter>::default();
+        let reloads = Family::<ResultLabels, Counter>::default();
+        let workloads = Family::<ComplianceLabels, Gauge>::default();
+        let would_deny = Family::<ComplianceLabels, Gauge>::default();
+        registry.register(
+            "requests",
+            "Requests by endpoint and result",
+            requests.clone(),
+        );
+        registry.register(
+            "decisions",
+            "Image decisions by source, namespace and outcome",
+            decisions.clone(),
+        );
+        registry.register(
+            "contract_verdicts",
+            "Contract verdicts by contract, verdict and effective mode",
+            verdicts.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to answer a request",
+            decision_seconds.clone(),
+        );
+        registry.register(
+            "verification_duration_seconds",
+            "Time to verify one piece of evidence",
+            verification_seconds.clone(),
+        );
+        registry.register(
+            "registry_duration_seconds",
+            "Time to discover one image's evidence (cold)",
+            registry_seconds.clone(),
+        );
+        registry.register(
+            "policy_duration_seconds",
+            "Time to evaluate one contract",
+            policy_seconds.clone(),
+        );
+        registry.register(
+            "registry_requests",
+            "Registry requests by registry, kind and status",
+            registry_requests.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "Cache lookups by cache and result",
+            cache.clone(),
+        );
+        registry.register(
+            "degraded_decisions",
+            "Decisions served degraded (last-known-good or warn) on registry failure",
+            degraded.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration and contract reloads by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "workloads",
+            "Running workloads by namespace, team and compliance",
+            workloads.clone(),
+        );
+        registry.register(
+            "workloads_would_deny",
+            "Running workloads whose images admission would now deny",
+            would_deny.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            decisions,
+            verdicts,
+            decision_seconds,
+            verification_seconds,
+            registry_seconds,
+            policy_seconds,
+            registry_requests,
+            cache,
+            degraded,
+            reloads,
+            workloads,
+            would_deny,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache_result(&self, cache: &str, result: &str) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: cache.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Total registry requests so far (all labels), for tests and benches.
+    pub fn registry_request_count(&self) -> u64 {
+        let text = self.encode();
+        text.lines()
+            .filter(|l| l.starts_with("provgate_registry_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn observe(&self, registry: &str, kind: RequestKind, outcome: &str) {
+        self.registry_requests
+            .get_or_create(&RegistryLabels {
+                registry: registry.into(),
+                kind: kind.as_str().into(),
+                status: outcome.into(),
+            })
+            .inc();
+    }
+}
+
+/// Observes a duration in seconds.
+pub fn observe(h: &Histogram, d: Duration) {
+    h.observe(d.as_secs_f64());
+}

@@ -1,0 +1,118 @@
+//! `provgate policy test`: runs `test_*` rules, as `opa test` does.
+//!
+//! For each contract, the engine gets the shared library, the contract's
+//! modules, its `*_test.rego` files and `data.testdata.<stem>` from
+//! `testdata/*.json`. Every rule named `test_*` in a test module is
+//! evaluated; it passes when it is `true`.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::contract::{Contract, RegoModule};
+use super::rego::RegoProgram;
+
+/// One test's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    /// `contract/package.rule`.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Duration in microseconds.
+    pub micros: u64,
+}
+
+/// Finds `package` and `test_*` rule names in a test module.
+fn test_rules(m: &RegoModule) -> (String, Vec<String>) {
+    let mut package = String::new();
+    let mut rules = Vec::new();
+    for line in m.text.lines() {
+        let t = line.trim_start();
+        if let Some(p) = t.strip_prefix("package ") {
+            package = p.trim().to_owned();
+        }
+        // Rule heads start at column 0: `test_x if {`, `test_x := …`.
+        if line.starts_with("test_") {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !rules.contains(&name) {
+                rules.push(name);
+            }
+        }
+    }
+    (package, rules)
+}
+
+/// Runs the tests of `contract`.
+pub fn run(contract: &Contract, timeout: Duration) -> Vec<TestResult> {
+    run_modules(
+        contract.name(),
+        contract.modules.clone(),
+        &contract.tests,
+        Some(serde_json::json!({"testdata": contract.testdata})),
+        timeout,
+    )
+}
+
+/// Runs the tests in `tests` against `modules`.
+pub fn run_modules(
+    label: &str,
+    mut modules: Vec<RegoModule>,
+    tests: &[RegoModule],
+    data: Option<serde_json::Value>,
+    timeout: Duration,
+) -> Vec<TestResult> {
+    modules.extend(tests.iter().cloned());
+    let program = match RegoProgram::compile(modules, data, timeout) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![TestResult {
+                name: format!("{label}: compile"),
+                passed: false,
+                detail: Some(e.to_string()),
+                micros: 0,
+            }];
+        }
+    };
+    let mut out = Vec::new();
+    for t in tests {
+        let (package, rules) = test_rules(t);
+        for rule in rules {
+            let started = Instant::now();
+            let result = program.with_engine(|engine| {
+                engine.set_input(regorus::Value::new_object());
+                engine
+                    .eval_rule(format!("data.{package}.{rule}"))
+                    .map_err(|e| super::rego::PolicyError::Eval(e.to_string()))
+            });
+            let (passed, detail) = match result {
+                Ok(regorus::Value::Bool(true)) => (true, None),
+                Ok(regorus::Value::Undefined) => (
+                    false,
+                    Some("undefined (a condition in the test body failed)".into()),
+                ),
+                Ok(other) => (
+                    false,
+                    Some(format!(
+                        "evaluated to {}",
+                        other.to_json_str().unwrap_or_default()
+                    )),
+                ),
+                Err(e) => (false, Some(e.to_string())),
+            };
+            out.push(TestResult {
+                name: format!("{label}: {package}.{rule}"),
+                passed,
+                detail,
+                micros: started.elapsed().as_micros() as u64,
+            });
+        }
+    }
+    out
+}
