@@ -4,6 +4,7 @@
 //! errors are printed once, with their full cause chain, by [`main`].
 
 mod conformance;
+mod policy;
 mod verify;
 
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ pub struct Cli {
 enum Command {
     /// Verify one Sigstore bundle against an artifact or digest, offline.
     Verify(verify::VerifyArgs),
+    /// Contract development: run contract tests, evaluate a contract.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The sigstore-conformance CLI protocol.
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Conformance(cmd) => conformance::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -77,24 +82,64 @@ pub fn main() -> ExitCode {
 }
 
 /// An operational error with context, printed once by [`main`].
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
+#[derive(Debug)]
 pub struct CliError {
     context: String,
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl CliError {
+    /// An error with a message only.
+    fn msg(message: impl Into<String>) -> Self {
+        CliError {
+            context: message.into(),
+            source: None,
+        }
+    }
+
     fn new(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         CliError {
             context: context.into(),
-            source: source.into(),
+            source: Some(source.into()),
         }
     }
+}
+
+/// Output formats of the read commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable.
+    Table,
+    /// JSON with a versioned, documented schema.
+    Json,
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| CliError::new("encoding JSON", e))?;
+    println!("{text}");
+    Ok(())
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{CliError, Exit, read_file};
+use super::{CliError, Exit, Output, read_file};
 use crate::digest::Digest;
 use crate::verify::{
     ArtifactInput, Authority, AuthorityKind, KeylessIdentity, Matcher, TrustStore, Verifier,
@@ -48,15 +48,6 @@ pub struct VerifyArgs {
     /// The artifact file, or its digest (`sha256:<hex>`; for attestations,
     /// the image digest the statement must name).
     artifact: String,
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Output {
-    /// Human-readable.
-    Table,
-    /// JSON.
-    Json,
 }
 
 /// Runs `provgate verify`.

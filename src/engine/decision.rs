@@ -313,7 +313,12 @@ impl ImageDecision {
 }
 
 fn violation_line(who: &str, contract: &str, v: &Violation) -> String {
-    let mut s = format!("{who}: [{contract}] {}", v.msg);
+    format!("{who}: [{contract}] {}", violation_text(v))
+}
+
+/// A violation as one line: the message, its requirement id and its fix.
+pub fn violation_text(v: &Violation) -> String {
+    let mut s = v.msg.clone();
     if let Some(r) = &v.requirement {
         s.push_str(&format!(" (requirement {r})"));
     }

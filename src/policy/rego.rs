@@ -118,6 +118,27 @@ impl RegoProgram {
         data: Option<serde_json::Value>,
         timeout: Duration,
     ) -> Result<Self, PolicyError> {
+        let program = Self::compile_modules(modules, data, timeout)?;
+        let in_package = program.modules.iter().any(|m| {
+            m.text
+                .lines()
+                .any(|l| l.trim() == format!("package {CONTRACT_PACKAGE}"))
+        });
+        if !in_package {
+            return Err(PolicyError::Compile(format!(
+                "no module declares `package {CONTRACT_PACKAGE}`"
+            )));
+        }
+        Ok(program)
+    }
+
+    /// Compiles `modules` without requiring a contract package (the shared
+    /// library's own tests).
+    pub fn compile_modules(
+        modules: Vec<RegoModule>,
+        data: Option<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<Self, PolicyError> {
         let mut program = RegoProgram {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             modules: Arc::new(modules),
@@ -131,16 +152,6 @@ impl RegoProgram {
                 .has_declared_rule_rooted_at(&m.path, "warn")
                 .unwrap_or(false)
         });
-        let in_package = program.modules.iter().any(|m| {
-            m.text
-                .lines()
-                .any(|l| l.trim() == format!("package {CONTRACT_PACKAGE}"))
-        });
-        if !in_package {
-            return Err(PolicyError::Compile(format!(
-                "no module declares `package {CONTRACT_PACKAGE}`"
-            )));
-        }
         Ok(program)
     }
 

@@ -69,7 +69,7 @@ pub fn run_modules(
     timeout: Duration,
 ) -> Vec<TestResult> {
     modules.extend(tests.iter().cloned());
-    let program = match RegoProgram::compile(modules, data, timeout) {
+    let program = match RegoProgram::compile_modules(modules, data, timeout) {
         Ok(p) => p,
         Err(e) => {
             return vec![TestResult {
