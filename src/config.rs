@@ -131,7 +131,7 @@ pub struct ConfigSpec {
     pub decision_log: DecisionLogSpec,
     /// The CI gate.
     #[serde(default)]
-    pub gate: serde_json::Value,
+    pub gate: crate::gate::GateSpec,
     /// Compliance reporting.
     #[serde(default)]
     pub report: serde_json::Value,
@@ -595,6 +595,11 @@ pub struct Config {
     pub credentials: Vec<(Option<globset::GlobSet>, Arc<CredentialSet>)>,
     /// Digest of the configuration and everything it loaded.
     pub fingerprint: Digest,
+    /// Digest of what registry access depends on (registry options and
+    /// credential files): tag and evidence caches are keyed by it.
+    pub registry_fingerprint: Digest,
+    /// The compiled gate settings.
+    pub gate: crate::gate::GateSettings,
 }
 
 impl Config {
@@ -618,21 +623,23 @@ impl Config {
     pub fn embedded_defaults() -> Result<Self, ConfigError> {
         let mut spec = ConfigSpec::default();
         let builtin = contract::builtin_contracts()?;
-        spec.bindings.push(BindingSpec {
-            name: "builtin-audit".into(),
-            contracts: builtin.iter().map(|c| c.name().to_owned()).collect(),
-            selector: SelectorSpec {
-                namespaces: vec!["*".into()],
-                exclude_namespaces: vec!["kube-system".into()],
-                ..Default::default()
-            },
-            mode: Mode::Audit,
-            enforce_after: None,
-            exemptions: Vec::new(),
-            parameters: Default::default(),
-            authorities: Default::default(),
-            pin_digests: false,
-        });
+        if !builtin.is_empty() {
+            spec.bindings.push(BindingSpec {
+                name: "builtin-audit".into(),
+                contracts: builtin.iter().map(|c| c.name().to_owned()).collect(),
+                selector: SelectorSpec {
+                    namespaces: vec!["*".into()],
+                    exclude_namespaces: vec!["kube-system".into()],
+                    ..Default::default()
+                },
+                mode: Mode::Audit,
+                enforce_after: None,
+                exemptions: Vec::new(),
+                parameters: Default::default(),
+                authorities: Default::default(),
+                pin_digests: false,
+            });
+        }
         spec.unmatched = Unmatched::Allow;
         Self::compile(spec, None, Path::new("."), b"embedded-defaults")
     }
@@ -792,6 +799,15 @@ impl Config {
                     }
                     None => (cc.authorities.clone(), cc.contract.spec.authorities.clone()),
                 };
+                // An empty list must never mean "anyone": refuse it.
+                if authorities.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "binding {:?}: contract {name:?} has no authorities, so no evidence could \
+                         ever reach its Rego; list its trusted signers in the contract or in \
+                         the binding's `authorities.{name}`",
+                        b.name
+                    )));
+                }
                 let revision = Digest::from_parts("sha256", &hex::encode(rev.finalize()))
                     .map_err(|e| ConfigError::Invalid(e.to_string()))?;
                 bound.push(BoundContract {
@@ -853,6 +869,8 @@ impl Config {
         }
 
         // Credentials.
+        let mut reg_hasher = sha2::Sha256::new();
+        reg_hasher.update(format!("{:?}", spec.registries).as_bytes());
         let mut credentials = Vec::new();
         for c in &spec.credentials {
             if credentials
@@ -870,6 +888,8 @@ impl Config {
                 ));
             }
             let set = CredentialSet::from_file(&c.name, &resolve(&c.file))?;
+            reg_hasher.update(c.name.as_bytes());
+            reg_hasher.update(std::fs::read(resolve(&c.file)).unwrap_or_default());
             let ns =
                 glob_set("credentials.namespaces", &c.namespaces).map_err(ConfigError::Invalid)?;
             credentials.push((ns, Arc::new(set)));
@@ -877,7 +897,14 @@ impl Config {
 
         let fingerprint = Digest::from_parts("sha256", &hex::encode(hasher.finalize()))
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let registry_fingerprint =
+            Digest::from_parts("sha256", &hex::encode(reg_hasher.finalize()))
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let gate = crate::gate::GateSettings::compile(&spec.gate, base)
+            .map_err(|e| ConfigError::Invalid(format!("gate: {e}")))?;
         Ok(Config {
+            gate,
+            registry_fingerprint,
             spec,
             path,
             trust,

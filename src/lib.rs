@@ -16,12 +16,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod bind;
+pub mod certs;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod decisionlog;
 pub mod digest;
 pub mod engine;
+pub mod gate;
 pub mod metrics;
 pub mod oci;
 pub mod policy;
+pub mod server;
 pub mod verify;
+pub mod wire;

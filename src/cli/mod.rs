@@ -3,9 +3,14 @@
 //! Each subcommand lives in its own module and returns an [`Exit`] code;
 //! errors are printed once, with their full cause chain, by [`main`].
 
+mod certs;
+mod check;
 mod conformance;
 mod policy;
+mod serve;
 mod verify;
+
+pub use check::{markdown as check_markdown, table as check_table};
 
 use std::process::ExitCode;
 
@@ -40,11 +45,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTPS admission webhook and CI gate.
+    Serve(serve::ServeArgs),
+    /// Check images: the decision admission will give, with evidence.
+    Check(check::CheckArgs),
     /// Verify one Sigstore bundle against an artifact or digest, offline.
     Verify(verify::VerifyArgs),
     /// Contract development: run contract tests, evaluate a contract.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Development certificates.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// The sigstore-conformance CLI protocol.
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
@@ -59,6 +71,12 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run_serve(args),
+        Command::Check(args) => {
+            init_logging(false);
+            check::run(args)
+        }
+        Command::Certs(cmd) => certs::run(cmd),
         Command::Verify(args) => verify::run(args),
         Command::Conformance(cmd) => conformance::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
@@ -123,6 +141,22 @@ impl CliError {
             source: Some(source.into()),
         }
     }
+}
+
+/// Installs the log subscriber: JSON on stderr for the server, compact
+/// warnings for the CLI. `RUST_LOG` overrides the level.
+fn init_logging(server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(if server { "info" } else { "warn" }));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if server {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.compact().without_time().try_init()
+    };
 }
 
 /// Output formats of the read commands.

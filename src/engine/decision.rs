@@ -13,7 +13,9 @@ use crate::policy::{RequestContext, Violation};
 use crate::verify::{EvidenceFacts, Signer, SourceKind};
 
 /// The outcome for one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Allowed, nothing to say.
@@ -90,6 +92,8 @@ pub struct ContractResult {
     pub name: String,
     /// Contract version.
     pub version: String,
+    /// Digest of the contract revision and the binding's overrides.
+    pub revision: Digest,
     /// The binding that applied it (empty for a gate-selected contract).
     pub binding: String,
     /// The mode in force.

@@ -1,3 +1,1191 @@
-//! The decision engine.
+//! The decision engine: bind → resolve → discover → verify → decide.
+//!
+//! [`Engine::decide`] judges every image of one request (an AdmissionReview,
+//! a gate call, a report or a CLI run) with the same stages, caches and
+//! wording, so a team gets the same answer everywhere:
+//!
+//! 1. **Bind.** The bindings that cover the image in its context, their
+//!    effective mode (`enforce_after`) and exemptions. An image no binding
+//!    covers follows `unmatched` (deny by default).
+//! 2. **Resolve** the tag to a digest (none for a pinned reference).
+//! 3. **Discover + verify** the evidence attached to the digest, as one unit
+//!    of work: the cache holds only *verified* evidence, keyed by digest,
+//!    repository, credential set, registry settings and trust material.
+//! 4. **Decide.** For each bound contract, the evidence its authorities
+//!    admit becomes the policy input; the contract's Rego runs over it.
+//!
+//! Caches (moka) wrap resolution and discovery+verification, never policy
+//! alone: the verdict cache key includes the contract revision, the evidence
+//! and the whole context. Concurrent misses of one key are coalesced, so a
+//! burst of reviews of a new digest costs one discovery. Transient registry
+//! errors are never cached; permanent ones briefly. A registry's failure
+//! policy (`fail-closed`, `last-known-good`, `warn`) applies to transient
+//! errors and deadline expiry only: a bad signature or an untrusted signer
+//! is not an error of the registry and never degrades.
 
 pub mod decision;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use moka::future::Cache;
+use moka::sync::Cache as SyncCache;
+
+use crate::bind::{EffectiveMode, Mode};
+use crate::clock::Clock;
+use crate::config::{BoundContract, Config, FailurePolicy, Unmatched};
+use crate::digest::Digest;
+use crate::metrics::{DegradedLabels, Metrics, VerdictLabels, observe};
+use crate::oci::{
+    CredentialSet, ErrorClass, EvidenceContent, ImageRef, PlatformManifest, Registries,
+    RegistryError, RequestRecord, Resolved, UnverifiedEvidence,
+};
+use crate::policy::input::{self, Admitted, ImageInput};
+use crate::policy::{RegoOutcome, RequestContext};
+use crate::verify::{Verified, Verifier};
+use decision::{
+    ContractResult, ErrorInfo, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision, Outcome,
+    RejectedEvidence, Verdict,
+};
+
+/// One place an image appears in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// The image as written.
+    pub image: String,
+    /// The container (or volume) name, when there is one.
+    pub container: Option<String>,
+    /// Where in the object, e.g. `spec.initContainers[0].image`.
+    pub path: String,
+}
+
+impl ImageUse {
+    /// An image with no container (gate, CLI).
+    pub fn bare(image: &str) -> Self {
+        ImageUse {
+            image: image.to_owned(),
+            container: None,
+            path: String::new(),
+        }
+    }
+}
+
+/// What to judge.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    /// The images and where they appear.
+    pub images: Vec<ImageUse>,
+    /// The context (without the container, which comes from each use).
+    pub context: RequestContext,
+    /// When the answer is due; failure policy applies to what is not done.
+    pub deadline: Option<Instant>,
+    /// Judge these contracts (enforce mode) instead of the bindings.
+    pub contracts: Option<Vec<String>>,
+}
+
+/// An error of the pipeline that decides an image's outcome.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The registry failed or refused.
+    #[error(transparent)]
+    Registry(RegistryError),
+    /// The deadline passed before the image was judged.
+    #[error("no answer within the admission deadline ({0} ms)")]
+    Deadline(u64),
+    /// A bug: a task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PipelineError {
+    /// Transient errors may degrade and are never cached.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Registry(e) => e.class(),
+            PipelineError::Deadline(_) => ErrorClass::Transient,
+            PipelineError::Internal(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// The verified evidence of one digest in one repository.
+#[derive(Debug, Clone)]
+pub struct EvidenceSet {
+    /// The digest judged.
+    pub digest: Digest,
+    /// Platform manifests, for an index.
+    pub platforms: Vec<PlatformManifest>,
+    /// Evidence that verified.
+    pub verified: Vec<Verified>,
+    /// Evidence that did not, with the reason.
+    pub rejected: Vec<RejectedEvidence>,
+    /// Discovery notes.
+    pub notes: Vec<String>,
+    /// The host that answered.
+    pub registry: String,
+    /// The registry requests of the discovery.
+    pub requests: Vec<RequestRecord>,
+    /// When it was fetched and verified.
+    pub fetched_at: jiff::Timestamp,
+}
+
+/// Everything derived from one configuration revision.
+pub struct Runtime {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The verifier over its trust material.
+    pub verifier: Verifier,
+    /// The registries with its options.
+    pub registries: Registries,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.config.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the runtime of a configuration.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+        let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
+        let registries = Registries::new(
+            config.registry_entries.clone(),
+            config.registry_default.clone(),
+            config.spec.registries.limits.clone(),
+            metrics,
+        );
+        Runtime {
+            config: Arc::new(config),
+            verifier,
+            registries,
+        }
+    }
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct TagKey {
+    image: ImageRef,
+    creds: String,
+    registries: Digest,
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct EvidenceKey {
+    name: String,
+    digest: Digest,
+    media_type: Option<String>,
+    creds: String,
+    registries: Digest,
+    trust: Digest,
+}
+
+type Shared<T> = Arc<T>;
+
+struct Caches {
+    // Coalescing caches (concurrent misses of one key share one fetch).
+    tags: Cache<TagKey, Shared<Resolved>>,
+    evidence: Cache<EvidenceKey, Shared<EvidenceSet>>,
+    // Plain caches.
+    tags_negative: SyncCache<TagKey, Shared<PipelineError>>,
+    evidence_negative: SyncCache<EvidenceKey, Shared<PipelineError>>,
+    verdicts: SyncCache<u64, Shared<Evaluated>>,
+    lkg_tags: SyncCache<TagKey, Shared<(Resolved, jiff::Timestamp)>>,
+    lkg_evidence: SyncCache<EvidenceKey, Shared<EvidenceSet>>,
+}
+
+impl Caches {
+    fn new(config: &Config) -> Self {
+        let c = &config.spec.cache;
+        let n = c.max_entries.max(1);
+        let lkg = config
+            .registry_policies
+            .values()
+            .map(|p| p.last_known_good_window)
+            .chain(std::iter::once(
+                config.registry_policy_default.last_known_good_window,
+            ))
+            .max()
+            .unwrap_or(Duration::from_secs(3600))
+            .max(Duration::from_secs(1));
+        let build = |ttl: Duration| ttl.max(Duration::from_millis(1));
+        Caches {
+            tags: Cache::builder()
+                .max_capacity(n)
+                .time_to_live(build(c.tag_ttl.0))
+                .build(),
+            tags_negative: SyncCache::builder()
+                .max_capacity(n)
+                .time_to_live(build(c.negative_ttl.0))
+                .build(),
+            evidence: Cache::builder()
+                .max_capacity(n)
+                .time_to_live(build(c.evidence_ttl.0))
+                .build(),
+            evidence_negative: SyncCache::builder()
+                .max_capacity(n)
+                .time_to_live(build(c.negative_ttl.0))
+                .build(),
+            verdicts: SyncCache::builder()
+                .max_capacity(n.saturating_mul(4))
+                .time_to_live(build(c.verdict_ttl.0))
+                .build(),
+            lkg_tags: SyncCache::builder()
+                .max_capacity(n)
+                .time_to_live(lkg)
+                .build(),
+            lkg_evidence: SyncCache::builder()
+                .max_capacity(n)
+                .time_to_live(lkg)
+                .build(),
+        }
+    }
+
+    fn invalidate_all(&self) {
+        self.tags.invalidate_all();
+        self.tags_negative.invalidate_all();
+        self.evidence.invalidate_all();
+        self.evidence_negative.invalidate_all();
+        self.verdicts.invalidate_all();
+    }
+}
+
+/// A contract's evaluation over one evidence set (the verdict cache value).
+#[derive(Debug, Clone)]
+struct Evaluated {
+    outcome: Result<RegoOutcome, String>,
+    used: Vec<Digest>,
+    ignored: Vec<Ignored>,
+}
+
+/// The engine. Cheap to share (`Arc<Engine>`); hot-reloadable.
+pub struct Engine {
+    runtime: ArcSwap<Runtime>,
+    caches: Caches,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// What stage 1 (bind, resolve, discover, verify) produced for one image.
+struct Prepared {
+    reference: Result<ImageRef, String>,
+    bound: Vec<BoundUse>,
+    unmatched: bool,
+    digest: Option<Digest>,
+    evidence: Result<Option<Shared<EvidenceSet>>, PipelineError>,
+    degraded: Option<String>,
+    requests: Vec<RequestRecord>,
+}
+
+#[derive(Clone)]
+struct BoundUse {
+    binding: String,
+    mode: EffectiveMode,
+    exemption: Option<ExemptionInfo>,
+    expired_exemption: Option<String>,
+    contract: BoundContract,
+    pin: bool,
+}
+
+impl Engine {
+    /// An engine over `config`.
+    pub fn new(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        let caches = Caches::new(&config);
+        Engine {
+            runtime: ArcSwap::from_pointee(Runtime::new(config, metrics.clone())),
+            caches,
+            metrics,
+            clock,
+        }
+    }
+
+    /// The runtime in force.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Swaps in a new configuration. Caches keyed by what changed (trust
+    /// material, registry settings, contract revisions) miss by themselves;
+    /// a change of cache settings clears everything.
+    pub fn reload(&self, config: Config) {
+        let old = self.runtime.load();
+        let clear = format!("{:?}", old.config.spec.cache) != format!("{:?}", config.spec.cache);
+        self.runtime
+            .store(Arc::new(Runtime::new(config, self.metrics.clone())));
+        if clear {
+            self.caches.invalidate_all();
+        }
+    }
+
+    /// Judges every image of `req`. The result has one decision per use, in
+    /// order.
+    pub async fn decide(&self, req: &DecisionRequest) -> Vec<ImageDecision> {
+        let rt = self.runtime();
+        let now = self.clock.now();
+        let started = Instant::now();
+        // Stage 1, once per distinct image string, in parallel.
+        let mut distinct: Vec<&str> = Vec::new();
+        for u in &req.images {
+            if !distinct.contains(&u.image.as_str()) {
+                distinct.push(&u.image);
+            }
+        }
+        let prepared = futures_util::future::join_all(distinct.iter().map(|image| {
+            let rt = rt.clone();
+            async move {
+                let fut = self.prepare(&rt, image, req, now);
+                match req.deadline {
+                    Some(d) => match tokio::time::timeout_at(d.into(), fut).await {
+                        Ok(p) => p,
+                        Err(_) => {
+                            let waited = d.saturating_duration_since(started).as_millis() as u64;
+                            self.after_deadline(&rt, image, req, now, waited)
+                        }
+                    },
+                    None => fut.await,
+                }
+            }
+        }))
+        .await;
+        let by_image: HashMap<&str, &Prepared> =
+            distinct.iter().copied().zip(prepared.iter()).collect();
+        // Stage 2, per use.
+        let mut out = Vec::with_capacity(req.images.len());
+        for u in &req.images {
+            let Some(p) = by_image.get(u.image.as_str()) else {
+                continue;
+            };
+            let mut ctx = req.context.clone();
+            ctx.container = u.container.clone();
+            out.push(self.judge(&rt, u, ctx, p, now));
+        }
+        for d in &out {
+            self.metrics
+                .decisions
+                .get_or_create(&crate::metrics::DecisionLabels {
+                    source: d.context.source.clone(),
+                    namespace: d.context.namespace.clone().unwrap_or_default(),
+                    outcome: d.outcome.as_str().into(),
+                })
+                .inc();
+            for c in &d.contracts {
+                self.metrics
+                    .verdicts
+                    .get_or_create(&VerdictLabels {
+                        contract: c.name.clone(),
+                        verdict: c.verdict.as_str().into(),
+                        mode: c.mode.mode.as_str().into(),
+                    })
+                    .inc();
+            }
+        }
+        out
+    }
+
+    /// The bindings (or gate-selected contracts) that apply.
+    fn bind(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        req: &DecisionRequest,
+        now: jiff::Timestamp,
+    ) -> Vec<BoundUse> {
+        let config = &rt.config;
+        if let Some(names) = &req.contracts {
+            return names
+                .iter()
+                .filter_map(|n| config.contracts.get(n).map(|c| (n, c)))
+                .map(|(n, c)| BoundUse {
+                    binding: String::new(),
+                    mode: EffectiveMode {
+                        mode: Mode::Enforce,
+                        configured: Mode::Enforce,
+                        enforce_after: None,
+                    },
+                    exemption: None,
+                    expired_exemption: None,
+                    contract: BoundContract {
+                        name: n.clone(),
+                        version: c.contract.version().to_owned(),
+                        parameters: c.contract.spec.parameters.clone(),
+                        authorities: Arc::new(c.authorities.clone()),
+                        authority_specs: Arc::new(c.contract.spec.authorities.clone()),
+                        program: c.program.clone(),
+                        revision: c.contract.revision.clone(),
+                    },
+                    pin: false,
+                })
+                .collect();
+        }
+        let trust_labels = config.spec.admission.trust_namespace_labels;
+        let mut out = Vec::new();
+        for b in &config.bindings {
+            if !b.binding.matches(&req.context, image, trust_labels) {
+                continue;
+            }
+            let mode = b.binding.mode_at(now);
+            let (active, expired) = b.binding.exemption_for(image, now);
+            for c in &b.contracts {
+                out.push(BoundUse {
+                    binding: b.binding.name().to_owned(),
+                    mode,
+                    exemption: active.map(|e| ExemptionInfo {
+                        reason: e.reason.clone(),
+                        expires: e.expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    }),
+                    expired_exemption: expired.map(|e| {
+                        format!(
+                            "exemption of binding {:?} ({}) expired at {}",
+                            b.binding.name(),
+                            e.reason,
+                            e.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        )
+                    }),
+                    contract: c.clone(),
+                    pin: b.binding.spec.pin_digests,
+                });
+            }
+        }
+        out
+    }
+
+    /// Stage 1 for one image.
+    async fn prepare(
+        &self,
+        rt: &Runtime,
+        image: &str,
+        req: &DecisionRequest,
+        now: jiff::Timestamp,
+    ) -> Prepared {
+        let reference = match ImageRef::parse(image) {
+            Ok(r) => r,
+            Err(e) => {
+                return Prepared {
+                    reference: Err(e.to_string()),
+                    bound: Vec::new(),
+                    unmatched: false,
+                    digest: None,
+                    evidence: Ok(None),
+                    degraded: None,
+                    requests: Vec::new(),
+                };
+            }
+        };
+        let bound = self.bind(rt, &reference, req, now);
+        let unmatched = bound.is_empty();
+        let needs_evidence = !bound.is_empty();
+        let mut p = Prepared {
+            reference: Ok(reference.clone()),
+            bound,
+            unmatched,
+            digest: None,
+            evidence: Ok(None),
+            degraded: None,
+            requests: Vec::new(),
+        };
+        if !needs_evidence {
+            // Nothing to judge; still pin nothing, fetch nothing.
+            return p;
+        }
+        let creds = rt.config.credentials_for(req.context.namespace.as_deref());
+        let policy = rt.config.registry_policy(reference.registry()).clone();
+        let resolved = match self.resolve(rt, &reference, &creds).await {
+            Ok(r) => r,
+            Err(e) => {
+                let lkg = self
+                    .lkg_resolution(rt, &reference, &creds, &policy, now)
+                    .await;
+                match (e.class(), lkg) {
+                    (ErrorClass::Transient, Some((r, at))) => {
+                        p.degraded = Some(self.degrade(&reference, &e, "last-known-good", at));
+                        r
+                    }
+                    _ => return self.failed(p, rt, &reference, e),
+                }
+            }
+        };
+        match self.evidence(rt, &reference, &resolved, &creds).await {
+            Ok(set) => {
+                p.requests = set.requests.clone();
+                p.digest = Some(resolved.digest.clone());
+                p.evidence = Ok(Some(set));
+            }
+            Err(e) => {
+                let key = self.evidence_key(rt, &reference, &resolved, &creds);
+                let lkg = if policy.failure == FailurePolicy::LastKnownGood {
+                    self.caches
+                        .lkg_evidence
+                        .get(&key)
+                        .filter(|s| within(now, s.fetched_at, policy.last_known_good_window))
+                } else {
+                    None
+                };
+                match (e.class(), lkg) {
+                    (ErrorClass::Transient, Some(set)) => {
+                        p.degraded =
+                            Some(self.degrade(&reference, &e, "last-known-good", set.fetched_at));
+                        p.digest = Some(resolved.digest.clone());
+                        p.evidence = Ok(Some(set));
+                    }
+                    _ => {
+                        p.digest = Some(resolved.digest.clone());
+                        return self.failed(p, rt, &reference, e);
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// The degraded-service warning, counted.
+    fn degrade(
+        &self,
+        image: &ImageRef,
+        e: &PipelineError,
+        policy: &str,
+        at: jiff::Timestamp,
+    ) -> String {
+        self.metrics
+            .degraded
+            .get_or_create(&DegradedLabels {
+                registry: image.registry().to_owned(),
+                policy: policy.to_owned(),
+            })
+            .inc();
+        format!(
+            "registry {} unavailable ({e}); judged on last-known-good evidence verified at {} (failure policy last-known-good)",
+            image.registry(),
+            at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+
+    /// Applies the failure policy to an error of stage 1.
+    fn failed(
+        &self,
+        mut p: Prepared,
+        rt: &Runtime,
+        image: &ImageRef,
+        e: PipelineError,
+    ) -> Prepared {
+        let policy = rt.config.registry_policy(image.registry());
+        if e.class() == ErrorClass::Transient && policy.failure == FailurePolicy::Warn {
+            self.metrics
+                .degraded
+                .get_or_create(&DegradedLabels {
+                    registry: image.registry().to_owned(),
+                    policy: "warn".into(),
+                })
+                .inc();
+            p.degraded = Some(format!(
+                "registry {} unavailable ({e}); allowed without verification (failure policy warn)",
+                image.registry()
+            ));
+        }
+        p.evidence = Err(e);
+        p
+    }
+
+    /// What an image gets when the deadline passed before stage 1 finished.
+    fn after_deadline(
+        &self,
+        rt: &Runtime,
+        image: &str,
+        req: &DecisionRequest,
+        now: jiff::Timestamp,
+        waited_ms: u64,
+    ) -> Prepared {
+        let e = PipelineError::Deadline(waited_ms);
+        let reference = match ImageRef::parse(image) {
+            Ok(r) => r,
+            Err(err) => {
+                return Prepared {
+                    reference: Err(err.to_string()),
+                    bound: Vec::new(),
+                    unmatched: false,
+                    digest: None,
+                    evidence: Ok(None),
+                    degraded: None,
+                    requests: Vec::new(),
+                };
+            }
+        };
+        let bound = self.bind(rt, &reference, req, now);
+        let p = Prepared {
+            reference: Ok(reference.clone()),
+            unmatched: bound.is_empty(),
+            bound,
+            digest: None,
+            evidence: Ok(None),
+            degraded: None,
+            requests: Vec::new(),
+        };
+        if p.unmatched {
+            return p;
+        }
+        // last-known-good: only what is in memory, no await on the network.
+        let policy = rt.config.registry_policy(reference.registry());
+        if policy.failure == FailurePolicy::LastKnownGood {
+            let creds = rt.config.credentials_for(req.context.namespace.as_deref());
+            let tag_key = self.tag_key(rt, &reference, &creds);
+            let resolved = match reference.digest() {
+                Some(d) => Some(Resolved {
+                    digest: d.clone(),
+                    media_type: None,
+                    pinned: true,
+                }),
+                None => self
+                    .caches
+                    .lkg_tags
+                    .get(&tag_key)
+                    .filter(|v| within(now, v.1, policy.last_known_good_window))
+                    .map(|v| v.0.clone()),
+            };
+            if let Some(r) = resolved {
+                let key = self.evidence_key(rt, &reference, &r, &creds);
+                let set = self
+                    .caches
+                    .lkg_evidence
+                    .get(&key)
+                    .filter(|s| within(now, s.fetched_at, policy.last_known_good_window));
+                if let Some(set) = set {
+                    let at = set.fetched_at;
+                    let mut p = p;
+                    p.degraded = Some(self.degrade(&reference, &e, "last-known-good", at));
+                    p.digest = Some(r.digest.clone());
+                    p.evidence = Ok(Some(set));
+                    return p;
+                }
+            }
+        }
+        self.failed(p, rt, &reference, e)
+    }
+
+    fn tag_key(&self, rt: &Runtime, image: &ImageRef, creds: &CredentialSet) -> TagKey {
+        TagKey {
+            image: image.clone(),
+            creds: creds.name().to_owned(),
+            registries: rt.config.registry_fingerprint.clone(),
+        }
+    }
+
+    fn evidence_key(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        resolved: &Resolved,
+        creds: &CredentialSet,
+    ) -> EvidenceKey {
+        EvidenceKey {
+            name: image.name(),
+            digest: resolved.digest.clone(),
+            media_type: resolved.media_type.clone(),
+            creds: creds.name().to_owned(),
+            registries: rt.config.registry_fingerprint.clone(),
+            trust: rt.config.trust.fingerprint().clone(),
+        }
+    }
+
+    async fn lkg_resolution(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        creds: &CredentialSet,
+        policy: &crate::config::RegistryPolicy,
+        now: jiff::Timestamp,
+    ) -> Option<(Resolved, jiff::Timestamp)> {
+        if policy.failure != FailurePolicy::LastKnownGood {
+            return None;
+        }
+        let v = self.caches.lkg_tags.get(&self.tag_key(rt, image, creds))?;
+        within(now, v.1, policy.last_known_good_window).then(|| (v.0.clone(), v.1))
+    }
+
+    /// Tag → digest, cached and coalesced.
+    async fn resolve(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        creds: &Arc<CredentialSet>,
+    ) -> Result<Resolved, PipelineError> {
+        if let Some(d) = image.digest() {
+            return Ok(Resolved {
+                digest: d.clone(),
+                media_type: None,
+                pinned: true,
+            });
+        }
+        let key = self.tag_key(rt, image, creds);
+        if let Some(e) = self.caches.tags_negative.get(&key) {
+            self.metrics.cache_result("tag", "negative-hit");
+            return Err((*e).clone());
+        }
+        let missed = AtomicBool::new(false);
+        let result = self
+            .caches
+            .tags
+            .try_get_with(key.clone(), async {
+                missed.store(true, Ordering::Relaxed);
+                let traced = rt.registries.resolve(image, creds).await;
+                traced.result.map(Arc::new).map_err(PipelineError::Registry)
+            })
+            .await;
+        self.metrics.cache_result(
+            "tag",
+            if missed.load(Ordering::Relaxed) {
+                "miss"
+            } else {
+                "hit"
+            },
+        );
+        match result {
+            Ok(r) => {
+                self.caches
+                    .lkg_tags
+                    .insert(key, Arc::new(((*r).clone(), self.clock.now())));
+                Ok((*r).clone())
+            }
+            Err(e) => {
+                let e = (*e).clone();
+                if e.class() == ErrorClass::Permanent {
+                    self.caches.tags_negative.insert(key, Arc::new(e.clone()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Discovery + verification, cached and coalesced.
+    async fn evidence(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        resolved: &Resolved,
+        creds: &Arc<CredentialSet>,
+    ) -> Result<Shared<EvidenceSet>, PipelineError> {
+        let key = self.evidence_key(rt, image, resolved, creds);
+        if let Some(e) = self.caches.evidence_negative.get(&key) {
+            self.metrics.cache_result("evidence", "negative-hit");
+            return Err((*e).clone());
+        }
+        let missed = AtomicBool::new(false);
+        let result = self
+            .caches
+            .evidence
+            .try_get_with(key.clone(), async {
+                missed.store(true, Ordering::Relaxed);
+                self.fetch_and_verify(rt, image, resolved, creds)
+                    .await
+                    .map(Arc::new)
+            })
+            .await;
+        self.metrics.cache_result(
+            "evidence",
+            if missed.load(Ordering::Relaxed) {
+                "miss"
+            } else {
+                "hit"
+            },
+        );
+        match result {
+            Ok(set) => {
+                if missed.load(Ordering::Relaxed) {
+                    self.caches.lkg_evidence.insert(key, set.clone());
+                }
+                Ok(set)
+            }
+            Err(e) => {
+                let e = (*e).clone();
+                if e.class() == ErrorClass::Permanent {
+                    self.caches
+                        .evidence_negative
+                        .insert(key, Arc::new(e.clone()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_and_verify(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        resolved: &Resolved,
+        creds: &CredentialSet,
+    ) -> Result<EvidenceSet, PipelineError> {
+        let started = Instant::now();
+        let traced = rt
+            .registries
+            .discover(
+                image,
+                &resolved.digest,
+                resolved.media_type.as_deref(),
+                creds,
+            )
+            .await;
+        observe(&self.metrics.registry_seconds, started.elapsed());
+        let discovery = traced.result.map_err(PipelineError::Registry)?;
+        let verifier = rt.verifier.clone();
+        let metrics = self.metrics.clone();
+        let pieces = discovery.evidence;
+        let (verified, rejected) =
+            tokio::task::spawn_blocking(move || verify_all(&verifier, &metrics, pieces))
+                .await
+                .map_err(|e| PipelineError::Internal(format!("verification task: {e}")))?;
+        Ok(EvidenceSet {
+            digest: discovery.digest,
+            platforms: discovery.platforms,
+            verified,
+            rejected,
+            notes: discovery.notes,
+            registry: discovery.registry,
+            requests: traced.requests,
+            fetched_at: self.clock.now(),
+        })
+    }
+
+    /// Stage 2: the decision for one use.
+    fn judge(
+        &self,
+        rt: &Runtime,
+        u: &ImageUse,
+        ctx: RequestContext,
+        p: &Prepared,
+        now: jiff::Timestamp,
+    ) -> ImageDecision {
+        let mut d = ImageDecision::new(&u.image, ctx);
+        let reference = match &p.reference {
+            Ok(r) => r,
+            Err(e) => {
+                d.outcome = Outcome::Deny;
+                d.error = Some(ErrorInfo {
+                    class: ErrorClass::Permanent,
+                    message: e.clone(),
+                });
+                return d;
+            }
+        };
+        d.reference = Some(reference.to_string());
+        if p.unmatched {
+            d.unmatched = true;
+            d.outcome = match rt.config.spec.unmatched {
+                Unmatched::Deny => Outcome::Deny,
+                Unmatched::Warn => Outcome::Warn,
+                Unmatched::Allow => Outcome::Allow,
+            };
+            return d;
+        }
+        d.degraded = p.degraded.clone();
+        d.requests = p.requests.clone();
+        d.digest = p.digest.clone();
+        let set = match &p.evidence {
+            Ok(set) => set.clone(),
+            Err(e) => {
+                d.error = Some(ErrorInfo {
+                    class: e.class(),
+                    message: e.to_string(),
+                });
+                // Transient + `warn` policy: allowed with the warning; every
+                // other failure denies (fail closed), whatever the modes:
+                // unless every bound contract is audit-only or warn-only.
+                d.outcome = if d.degraded.is_some() {
+                    Outcome::Warn
+                } else {
+                    self.failure_outcome(&p.bound)
+                };
+                return d;
+            }
+        };
+        let Some(set) = set else {
+            d.outcome = Outcome::Deny;
+            d.error = Some(ErrorInfo {
+                class: ErrorClass::Permanent,
+                message: "no evidence was fetched".into(),
+            });
+            return d;
+        };
+        d.platforms = set.platforms.clone();
+        d.notes = set.notes.clone();
+        d.rejected = set.rejected.clone();
+        d.evidence = set
+            .verified
+            .iter()
+            .map(|v| EvidenceEntry {
+                kind: match v {
+                    Verified::Attestation(_) => "attestation",
+                    Verified::Signature(_) => "signature",
+                },
+                predicate_type: match v {
+                    Verified::Attestation(a) => Some(a.statement().predicate_type().to_owned()),
+                    Verified::Signature(_) => None,
+                },
+                facts: v.facts().clone(),
+            })
+            .collect();
+        let image_input = ImageInput::new(reference, &set.digest, &set.platforms);
+        let mut outcome = Outcome::Allow;
+        for b in &p.bound {
+            let started = Instant::now();
+            let evaluated = self.evaluate(&b.contract, &set, &image_input, &d.context, now);
+            observe(&self.metrics.policy_seconds, started.elapsed());
+            let mut result = ContractResult {
+                name: b.contract.name.clone(),
+                version: b.contract.version.clone(),
+                revision: b.contract.revision.clone(),
+                binding: b.binding.clone(),
+                mode: b.mode,
+                verdict: Verdict::Pass,
+                deny: Vec::new(),
+                warn: Vec::new(),
+                error: None,
+                exemption: None,
+                evidence_used: evaluated.used.clone(),
+                ignored: evaluated.ignored.clone(),
+            };
+            match &evaluated.outcome {
+                Ok(o) => {
+                    result.deny = o.deny.clone();
+                    result.warn = o.warn.clone();
+                    result.verdict = if !o.deny.is_empty() {
+                        Verdict::Deny
+                    } else if !o.warn.is_empty() {
+                        Verdict::Warn
+                    } else {
+                        Verdict::Pass
+                    };
+                }
+                Err(e) => {
+                    result.verdict = Verdict::Error;
+                    result.error = Some(format!("{e}; denied (fail closed)"));
+                }
+            }
+            let failed = matches!(result.verdict, Verdict::Deny | Verdict::Error);
+            if failed && let Some(ex) = &b.exemption {
+                result.verdict = Verdict::Exempt;
+                result.exemption = Some(ex.clone());
+            }
+            if let Some(note) = &b.expired_exemption {
+                d.notes.push(note.clone());
+            }
+            let contributes = match (b.mode.mode, result.verdict) {
+                (Mode::Audit, _) => Outcome::Allow,
+                (Mode::Enforce, Verdict::Deny | Verdict::Error) => Outcome::Deny,
+                (Mode::Warn, Verdict::Deny | Verdict::Error) => Outcome::Warn,
+                (_, Verdict::Warn | Verdict::Exempt) => Outcome::Warn,
+                (_, Verdict::Pass) => {
+                    if result.warn.is_empty() {
+                        Outcome::Allow
+                    } else {
+                        Outcome::Warn
+                    }
+                }
+            };
+            outcome = outcome.max(contributes);
+            d.contracts.push(result);
+        }
+        if d.degraded.is_some() {
+            outcome = outcome.max(Outcome::Warn);
+        }
+        d.outcome = outcome;
+        d.pin_digest = outcome != Outcome::Deny
+            && reference.digest().is_none()
+            && p.bound.iter().any(|b| b.pin);
+        d
+    }
+
+    /// The outcome when evidence could not be fetched: a deny, unless no
+    /// bound contract enforces.
+    fn failure_outcome(&self, bound: &[BoundUse]) -> Outcome {
+        let mut o = Outcome::Allow;
+        for b in bound {
+            let c = match b.mode.mode {
+                Mode::Enforce if b.exemption.is_none() => Outcome::Deny,
+                Mode::Enforce | Mode::Warn => Outcome::Warn,
+                Mode::Audit => Outcome::Allow,
+            };
+            o = o.max(c);
+        }
+        o
+    }
+
+    /// One contract over one evidence set, through the verdict cache.
+    fn evaluate(
+        &self,
+        contract: &BoundContract,
+        set: &EvidenceSet,
+        image: &ImageInput,
+        ctx: &RequestContext,
+        now: jiff::Timestamp,
+    ) -> Shared<Evaluated> {
+        let key = verdict_key(contract, set, image, ctx);
+        if let Some(v) = self.caches.verdicts.get(&key) {
+            self.metrics.cache_result("verdict", "hit");
+            return v;
+        }
+        self.metrics.cache_result("verdict", "miss");
+        let mut admitted = Vec::new();
+        let mut used = Vec::new();
+        let mut ignored = Vec::new();
+        for v in &set.verified {
+            let facts = v.facts();
+            let mut reasons = Vec::new();
+            let mut by = None;
+            for a in contract.authorities.iter() {
+                match a.admits(facts) {
+                    Ok(()) => {
+                        by = Some(a.name.as_str());
+                        break;
+                    }
+                    Err(e) => reasons.push(e.to_string()),
+                }
+            }
+            match by {
+                Some(name) => {
+                    used.push(facts.evidence_digest().clone());
+                    admitted.push(Admitted {
+                        evidence: v,
+                        authority: name,
+                    });
+                }
+                None => ignored.push(Ignored {
+                    digest: facts.evidence_digest().clone(),
+                    reason: if reasons.is_empty() {
+                        "ignored: the contract has no authorities".into()
+                    } else {
+                        format!("ignored: signer not trusted: {}", reasons.join("; "))
+                    },
+                }),
+            }
+        }
+        let outcome = if contract.authorities.is_empty() {
+            Err("the contract has no authorities, so no evidence can satisfy it".to_owned())
+        } else {
+            let doc = input::build(
+                now,
+                image,
+                &admitted,
+                ctx,
+                &contract.name,
+                &contract.version,
+                &contract.parameters,
+            );
+            contract
+                .program
+                .evaluate(regorus::Value::from(doc))
+                .map_err(|e| e.to_string())
+        };
+        let v = Arc::new(Evaluated {
+            outcome,
+            used,
+            ignored,
+        });
+        // Only successful evaluations are cached; an error (e.g. a time
+        // limit under load) is re-tried next time.
+        if v.outcome.is_ok() {
+            self.caches.verdicts.insert(key, v.clone());
+        }
+        v
+    }
+}
+
+/// Whether `at` is at most `window` before `now`.
+fn within(now: jiff::Timestamp, at: jiff::Timestamp, window: Duration) -> bool {
+    let age = now.as_millisecond().saturating_sub(at.as_millisecond());
+    age >= 0 && (age as u128) <= window.as_millis()
+}
+
+fn verdict_key(
+    contract: &BoundContract,
+    set: &EvidenceSet,
+    image: &ImageInput,
+    ctx: &RequestContext,
+) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    contract.revision.hash(&mut h);
+    contract.name.hash(&mut h);
+    set.digest.hash(&mut h);
+    set.fetched_at.as_millisecond().hash(&mut h);
+    for v in &set.verified {
+        v.facts().evidence_digest().hash(&mut h);
+    }
+    image.reference.hash(&mut h);
+    ctx.hash(&mut h);
+    h.finish()
+}
+
+/// Verifies every discovered piece; runs on a blocking thread.
+fn verify_all(
+    verifier: &Verifier,
+    metrics: &Metrics,
+    pieces: Vec<UnverifiedEvidence>,
+) -> (Vec<Verified>, Vec<RejectedEvidence>) {
+    let mut verified: Vec<Verified> = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen: BTreeMap<Digest, ()> = BTreeMap::new();
+    for e in pieces {
+        let started = Instant::now();
+        let result = match &e.content {
+            EvidenceContent::Bundle(b) => verifier.verify_bundle(b, &e.subject, e.source.clone()),
+            EvidenceContent::CosignSignature {
+                payload,
+                annotations,
+            } => {
+                verifier.verify_cosign_signature(payload, annotations, &e.subject, e.source.clone())
+            }
+            EvidenceContent::CosignAttestation {
+                envelope,
+                annotations,
+            } => verifier.verify_cosign_attestation(
+                envelope,
+                annotations,
+                &e.subject,
+                e.source.clone(),
+            ),
+        };
+        observe(&metrics.verification_seconds, started.elapsed());
+        match result {
+            Ok(v) => {
+                let digest = v.facts().evidence_digest().clone();
+                if seen.insert(digest, ()).is_none() {
+                    verified.push(v);
+                }
+            }
+            Err(err) => rejected.push(RejectedEvidence {
+                source: e.source.kind,
+                subject: e.subject.clone(),
+                layer: e.source.layer.clone(),
+                reason: err.to_string(),
+            }),
+        }
+    }
+    (verified, rejected)
+}
+/// Compile-time check: the engine's future can move between worker
+/// threads (axum handlers require it).
+#[allow(dead_code)]
+fn decide_is_send(e: &Engine, r: &DecisionRequest) {
+    fn send<T: Send>(_: T) {}
+    send(e.decide(r));
+}

@@ -580,11 +580,14 @@ impl Transport {
                 let may_send = realm_host == self.host
                     || self.options.token_hosts.iter().any(|h| h == &realm_host);
                 let scope = pull_scope(ctx.repo);
-                let mut query = url::form_urlencoded::Serializer::new(String::new());
-                if let Some(s) = &service {
-                    query.append_pair("service", s);
-                }
-                query.append_pair("scope", &scope);
+                let query = {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    if let Some(s) = &service {
+                        query.append_pair("service", s);
+                    }
+                    query.append_pair("scope", &scope);
+                    query.finish()
+                };
                 let credential = if may_send {
                     self.credential.as_ref()
                 } else {
@@ -614,7 +617,7 @@ impl Transport {
                     }
                     Some(Credential::Basic { username, password }) => {
                         let mut u = realm_url.clone();
-                        u.set_query(Some(&query.finish()));
+                        u.set_query(Some(&query));
                         let mut r = self.http.get(u);
                         if let Some(h) = basic_header(username, password) {
                             r = r.header(reqwest::header::AUTHORIZATION, h);
@@ -626,7 +629,7 @@ impl Transport {
                     Some(Credential::Bearer { .. }) => return Ok(false),
                     None => {
                         let mut u = realm_url.clone();
-                        u.set_query(Some(&query.finish()));
+                        u.set_query(Some(&query));
                         ("GET", self.http.get(u))
                     }
                 };

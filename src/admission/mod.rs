@@ -1,0 +1,426 @@
+//! Kubernetes admission: AdmissionReview in, AdmissionReview out.
+//!
+//! [`review`] reads an `admission.k8s.io/v1` AdmissionReview, takes every
+//! image of the object ([`images`]), asks the [`Engine`] and answers with
+//! `allowed`, a short actionable `status.message`, `warnings` for warn-mode
+//! contracts and degraded decisions, audit annotations, and — on `/mutate` —
+//! a JSONPatch pinning tags to the verified digest.
+//!
+//! Both endpoints judge: `/validate` runs after every mutating webhook and
+//! re-checks whatever digest it is given, so an image pinned by `/mutate` (or
+//! changed by another mutator afterwards) never skips validation.
+
+pub mod images;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::Serialize;
+
+use crate::engine::decision::{ImageDecision, Outcome};
+use crate::engine::{DecisionRequest, Engine, ImageUse};
+use crate::policy::RequestContext;
+use images::{ObjectImage, images_of};
+
+/// Which webhook was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST /validate`.
+    Validate,
+    /// `POST /mutate`.
+    Mutate,
+}
+
+impl Endpoint {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// Lines of `status.message` before the rest is summarised.
+const MAX_MESSAGE_LINES: usize = 8;
+/// Characters per message line.
+const MAX_LINE: usize = 400;
+/// Warnings returned (the API server truncates long lists).
+const MAX_WARNINGS: usize = 16;
+/// Characters per warning (the API server truncates above 256).
+const MAX_WARNING: usize = 256;
+
+/// What the request was about, for the decision log.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMeta {
+    /// The request uid.
+    pub uid: String,
+    /// CREATE, UPDATE, DELETE, CONNECT.
+    pub operation: String,
+    /// The object kind.
+    pub kind: String,
+    /// The subresource, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_resource: Option<String>,
+    /// Namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: String,
+    /// The requesting user.
+    pub user: String,
+    /// A dry run: judged, but not a deploy.
+    pub dry_run: bool,
+}
+
+/// The answer to one review.
+#[derive(Debug)]
+pub struct Reviewed {
+    /// The AdmissionReview to send back.
+    pub review: AdmissionReview<DynamicObject>,
+    /// Whether it allowed.
+    pub allowed: bool,
+    /// The request, when it could be read.
+    pub meta: Option<RequestMeta>,
+    /// One decision per judged image use.
+    pub decisions: Vec<ImageDecision>,
+    /// A note when nothing was judged (DELETE, no pod spec, no change).
+    pub skipped: Option<String>,
+}
+
+/// Settings of the admission path.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The API server's timeout (`?timeout=`), or the default.
+    pub timeout: Duration,
+    /// Answer this much earlier.
+    pub margin: Duration,
+}
+
+impl Deadline {
+    /// When the answer is due, counted from `start`.
+    pub fn at(&self, start: Instant) -> Instant {
+        let budget = self
+            .timeout
+            .saturating_sub(self.margin)
+            .max(Duration::from_millis(100));
+        start + budget
+    }
+}
+
+/// Parses the API server's `timeout` query value (`10s`, `30s`, `1m`).
+pub fn parse_timeout(query: Option<&str>) -> Option<Duration> {
+    let q = query?;
+    for pair in q.split('&') {
+        if let Some(v) = pair.strip_prefix("timeout=") {
+            return crate::config::parse_duration(v)
+                .ok()
+                .filter(|d| !d.is_zero());
+        }
+    }
+    None
+}
+
+fn invalid(reason: impl ToString) -> Reviewed {
+    let mut response = AdmissionResponse::invalid(reason);
+    response.result.code = 400;
+    Reviewed {
+        review: response.into_review(),
+        allowed: false,
+        meta: None,
+        decisions: Vec::new(),
+        skipped: None,
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Handles one AdmissionReview body.
+pub async fn review(
+    engine: &Engine,
+    body: &[u8],
+    endpoint: Endpoint,
+    deadline: Deadline,
+) -> Reviewed {
+    let start = Instant::now();
+    let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return invalid(format!("provgate: unreadable AdmissionReview: {e}")),
+    };
+    if parsed.types.api_version != "admission.k8s.io/v1" || parsed.types.kind != "AdmissionReview" {
+        return invalid(format!(
+            "provgate: expected an admission.k8s.io/v1 AdmissionReview, got {}/{}",
+            parsed.types.api_version, parsed.types.kind
+        ));
+    }
+    let req: AdmissionRequest<DynamicObject> = match parsed.try_into() {
+        Ok(r) => r,
+        Err(_) => return invalid("provgate: the AdmissionReview has no request"),
+    };
+    let rt = engine.runtime();
+    let config = &rt.config;
+    let kind = req.kind.kind.clone();
+    let meta = RequestMeta {
+        uid: req.uid.clone(),
+        operation: match req.operation {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+        .into(),
+        kind: kind.clone(),
+        sub_resource: req.sub_resource.clone(),
+        namespace: req.namespace.clone(),
+        name: req.name.clone(),
+        user: req.user_info.username.clone().unwrap_or_default(),
+        dry_run: req.dry_run,
+    };
+    let mut response = AdmissionResponse::from(&req);
+    let skip = |mut response: AdmissionResponse, why: String| {
+        response
+            .audit_annotations
+            .insert("provgate.dev/skipped".into(), why.clone());
+        Reviewed {
+            review: response.into_review(),
+            allowed: true,
+            meta: Some(meta.clone()),
+            decisions: Vec::new(),
+            skipped: Some(why),
+        }
+    };
+    if matches!(req.operation, Operation::Delete | Operation::Connect) {
+        return skip(response, format!("{} is not judged", meta.operation));
+    }
+    let Some(object) = &req.object else {
+        return invalid("provgate: the request has no object");
+    };
+    let object_json = match serde_json::to_value(object) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("provgate: unreadable object: {e}")),
+    };
+    let new_images = match images_of(&kind, &object_json) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return skip(
+                response,
+                format!("kind {kind} has no pod template; allowed without judging"),
+            );
+        }
+        // A pod spec that does not parse is not "no images": deny.
+        Err(e) => {
+            let msg = format!("provgate: {e}");
+            return deny_unreadable(response, meta, msg);
+        }
+    };
+    let judged: Vec<ObjectImage> = match (&req.operation, &req.old_object) {
+        (Operation::Update, Some(old)) if !config.spec.admission.judge_all_on_update => {
+            let old_json = serde_json::to_value(old).unwrap_or(serde_json::Value::Null);
+            let old_images = images_of(&kind, &old_json)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            images::changed(new_images, &old_images)
+        }
+        _ => new_images,
+    };
+    if judged.is_empty() {
+        return skip(response, "no new or changed image".into());
+    }
+    let max = config.spec.admission.max_images;
+    if judged.len() > max {
+        let msg = format!(
+            "provgate: the object has {} images, more than admission.maxImages ({max})",
+            judged.len()
+        );
+        return deny_unreadable(response, meta, msg);
+    }
+    let labels = object
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let context = RequestContext {
+        source: "admission".into(),
+        namespace: req.namespace.clone(),
+        kind: Some(kind.clone()),
+        name: Some(object_name(&req, object)),
+        container: None,
+        operation: Some(meta.operation.clone()),
+        labels,
+        namespace_labels: Default::default(),
+        user: req.user_info.username.clone(),
+    };
+    let request = DecisionRequest {
+        images: judged
+            .iter()
+            .map(|i| ImageUse {
+                image: i.image.clone(),
+                container: Some(i.name.clone()),
+                path: i.pointer.clone(),
+            })
+            .collect(),
+        context,
+        deadline: Some(deadline.at(start)),
+        contracts: None,
+    };
+    let decisions = engine.decide(&request).await;
+    let allowed = !decisions.iter().any(|d| d.outcome == Outcome::Deny);
+    let object_label = match &meta.namespace {
+        Some(ns) => format!(
+            "{kind} {ns}/{}",
+            request.context.name.as_deref().unwrap_or("")
+        ),
+        None => format!("{kind} {}", request.context.name.as_deref().unwrap_or("")),
+    };
+    if !allowed {
+        let mut lines: Vec<String> = decisions.iter().flat_map(|d| d.denial_lines()).collect();
+        lines.dedup();
+        let total = lines.len();
+        let mut msg = format!("provgate denied {object_label}:");
+        for l in lines.iter().take(MAX_MESSAGE_LINES) {
+            msg.push_str("\n- ");
+            msg.push_str(&clip(l, MAX_LINE));
+        }
+        if total > MAX_MESSAGE_LINES {
+            msg.push_str(&format!(
+                "\n- … and {} more (see the provgate decision log, uid {})",
+                total - MAX_MESSAGE_LINES,
+                meta.uid
+            ));
+        }
+        response = response.deny(msg);
+        response.result.code = 403;
+        response.result.reason = "Forbidden".into();
+    }
+    let mut warnings: Vec<String> = decisions.iter().flat_map(|d| d.warning_lines()).collect();
+    warnings.dedup();
+    if !warnings.is_empty() {
+        let total = warnings.len();
+        let mut w: Vec<String> = warnings
+            .iter()
+            .take(MAX_WARNINGS)
+            .map(|w| clip(&format!("provgate: {w}"), MAX_WARNING))
+            .collect();
+        if total > MAX_WARNINGS {
+            w.push(format!(
+                "provgate: … and {} more warnings",
+                total - MAX_WARNINGS
+            ));
+        }
+        response.warnings = Some(w);
+    }
+    annotate(&mut response, &decisions);
+    if endpoint == Endpoint::Mutate && allowed {
+        let patch = pin_patch(&judged, &decisions);
+        if !patch.is_empty() {
+            match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(patch))
+                .map_err(|e| e.to_string())
+                .and_then(|p| response.clone().with_patch(p).map_err(|e| e.to_string()))
+            {
+                Ok(r) => response = r,
+                // Failing to pin is not a reason to deny: validation judges
+                // the image either way.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not build the digest-pinning patch");
+                }
+            }
+        }
+    }
+    Reviewed {
+        review: response.into_review(),
+        allowed,
+        meta: Some(meta),
+        decisions,
+        skipped: None,
+    }
+}
+
+fn deny_unreadable(response: AdmissionResponse, meta: RequestMeta, msg: String) -> Reviewed {
+    let mut response = response.deny(msg);
+    response.result.code = 403;
+    response.result.reason = "Forbidden".into();
+    Reviewed {
+        review: response.into_review(),
+        allowed: false,
+        meta: Some(meta),
+        decisions: Vec::new(),
+        skipped: None,
+    }
+}
+
+fn object_name(req: &AdmissionRequest<DynamicObject>, object: &DynamicObject) -> String {
+    if !req.name.is_empty() {
+        return req.name.clone();
+    }
+    object
+        .metadata
+        .name
+        .clone()
+        .or_else(|| {
+            object
+                .metadata
+                .generate_name
+                .clone()
+                .map(|g| format!("{g}*"))
+        })
+        .unwrap_or_default()
+}
+
+fn annotate(response: &mut AdmissionResponse, decisions: &[ImageDecision]) {
+    let outcome = decisions
+        .iter()
+        .map(|d| d.outcome)
+        .max()
+        .unwrap_or(Outcome::Allow);
+    let mut a: HashMap<String, String> = HashMap::new();
+    a.insert("provgate.dev/outcome".into(), outcome.as_str().into());
+    let images: Vec<String> = decisions
+        .iter()
+        .map(|d| match &d.digest {
+            Some(dg) => format!(
+                "{}={}@{dg}",
+                d.context.container.as_deref().unwrap_or(""),
+                d.image
+            ),
+            None => format!(
+                "{}={}",
+                d.context.container.as_deref().unwrap_or(""),
+                d.image
+            ),
+        })
+        .collect();
+    a.insert("provgate.dev/images".into(), clip(&images.join(","), 4096));
+    if decisions.iter().any(|d| d.degraded.is_some()) {
+        a.insert("provgate.dev/degraded".into(), "true".into());
+    }
+    response.audit_annotations.extend(a);
+}
+
+/// `test` + `replace` operations pinning each judged tag to its digest.
+fn pin_patch(judged: &[ObjectImage], decisions: &[ImageDecision]) -> Vec<serde_json::Value> {
+    let mut ops = Vec::new();
+    for (img, d) in judged.iter().zip(decisions) {
+        let Some(digest) = &d.digest else { continue };
+        if !d.pin_digest || img.image.contains('@') {
+            continue;
+        }
+        ops.push(serde_json::json!({"op": "test", "path": img.pointer, "value": img.image}));
+        ops.push(serde_json::json!({"op": "replace", "path": img.pointer, "value": format!("{}@{digest}", img.image)}));
+    }
+    ops
+}

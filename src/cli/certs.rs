@@ -1,0 +1,40 @@
+//! `provgate certs generate`: a development CA and serving certificate.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{CliError, Exit};
+
+/// `provgate certs …`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write ca.crt, tls.crt and tls.key for the given names.
+    Generate(GenerateArgs),
+}
+
+/// Arguments of `provgate certs generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// DNS names or IP addresses of the certificate, e.g.
+    /// `provgate.provgate.svc` (repeatable).
+    #[arg(long = "dns", required = true, value_name = "NAME")]
+    names: Vec<String>,
+    /// Output directory.
+    #[arg(long, default_value = "certs")]
+    out: PathBuf,
+}
+
+/// Runs `provgate certs …`.
+pub fn run(cmd: CertsCommand) -> Result<Exit, CliError> {
+    match cmd {
+        CertsCommand::Generate(a) => {
+            let files = crate::certs::generate(&a.names, &a.out)
+                .map_err(|e| CliError::new("provgate certs generate", e))?;
+            println!("CA certificate (caBundle): {}", files.ca.display());
+            println!("serving certificate:       {}", files.cert.display());
+            println!("serving key:               {}", files.key.display());
+            Ok(Exit::Ok)
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Who may call the gate: static bearer tokens and CI OIDC JWTs.
+//!
+//! Static tokens are stored as SHA-256 hex digests in the configuration and
+//! compared in constant time. OIDC tokens (GitHub Actions, GitLab CI) are
+//! JWTs checked against a configured issuer and JWKS: the signature with
+//! the key named by `kid` (asymmetric algorithms only, so `alg: none` and an
+//! HMAC "signed" with the public key are refused before any key is used),
+//! `iss`, `aud`, `exp`/`nbf` with a small leeway, and claim constraints
+//! (anchored matchers, as for signer identities).
+//!
+//! Every failure is the same [`AuthError::Unauthorized`] to the caller: the
+//! reason goes to the log (without the token), never into the response.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::Digest as _;
+
+use crate::verify::{Matcher, MatcherSpec};
+
+/// A static token as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenSpec {
+    /// The caller's name in the decision log.
+    pub name: String,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: String,
+    /// Contracts this caller may select by name (none by default).
+    #[serde(default)]
+    pub contracts: Vec<String>,
+}
+
+/// A trusted OIDC issuer as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcSpec {
+    /// The caller's name prefix in the decision log.
+    pub name: String,
+    /// The exact `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (at least one).
+    pub audiences: Vec<String>,
+    /// A JWKS file.
+    #[serde(default)]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// A JWKS URL, fetched and cached.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Claims that must match (e.g. `repository: {regex: "acme/.+"}`).
+    #[serde(default)]
+    pub claims: BTreeMap<String, MatcherSpec>,
+    /// Contracts these callers may select by name.
+    #[serde(default)]
+    pub contracts: Vec<String>,
+    /// Clock leeway for `exp`/`nbf`, seconds (default 30).
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// A compiled static token.
+#[derive(Debug, Clone)]
+struct Token {
+    name: String,
+    digest: [u8; 32],
+    contracts: Vec<String>,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+enum Jwks {
+    Static(JwkSet),
+    Url(String),
+}
+
+/// A compiled issuer.
+#[derive(Debug, Clone)]
+struct Issuer {
+    name: String,
+    issuer: String,
+    audiences: Vec<String>,
+    jwks: Jwks,
+    claims: Vec<(String, Matcher)>,
+    contracts: Vec<String>,
+    leeway: u64,
+}
+
+/// The compiled authentication settings.
+#[derive(Debug, Clone, Default)]
+pub struct Authenticator {
+    tokens: Vec<Token>,
+    issuers: Vec<Issuer>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `token:<name>` or `oidc:<name>:<sub>`.
+    pub identity: String,
+    /// Contracts the caller may select.
+    pub contracts: Vec<String>,
+}
+
+/// Why a request is not authenticated (logged, never returned).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Missing or malformed `Authorization` header.
+    #[error("no bearer token")]
+    Missing,
+    /// The token matched nothing, for the reason given.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+}
+
+/// Why the authentication settings are invalid.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("gate authentication: {0}")]
+pub struct AuthConfigError(pub String);
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: u64 = 256 * 1024;
+/// Largest token accepted.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+fn parse_sha256(hex_str: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(hex_str.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+impl Authenticator {
+    /// Compiles the settings; JWKS files are read now, URLs on first use.
+    pub fn compile(
+        tokens: &[TokenSpec],
+        oidc: &[OidcSpec],
+        base: &Path,
+    ) -> Result<Self, AuthConfigError> {
+        let mut out = Authenticator::default();
+        for t in tokens {
+            if t.name.trim().is_empty() {
+                return Err(AuthConfigError("a token has an empty name".into()));
+            }
+            let digest = parse_sha256(&t.sha256).ok_or_else(|| {
+                AuthConfigError(format!(
+                    "token {:?}: sha256 must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum)",
+                    t.name
+                ))
+            })?;
+            out.tokens.push(Token {
+                name: t.name.clone(),
+                digest,
+                contracts: t.contracts.clone(),
+            });
+        }
+        for o in oidc {
+            let err = |m: String| AuthConfigError(format!("oidc {:?}: {m}", o.name));
+            if o.issuer.is_empty() {
+                return Err(err("issuer must not be empty".into()));
+            }
+            if o.audiences.is_empty() || o.audiences.iter().any(|a| a.is_empty()) {
+                return Err(err(
+                    "give at least one non-empty audience (tokens for another service must not pass)"
+                        .into(),
+                ));
+            }
+            let jwks = match (&o.jwks_file, &o.jwks_url) {
+                (Some(f), None) => {
+                    let path = if f.is_absolute() {
+                        f.clone()
+                    } else {
+                        base.join(f)
+                    };
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                    Jwks::Static(
+                        serde_json::from_slice(&bytes)
+                            .map_err(|e| err(format!("{} is not a JWKS: {e}", path.display())))?,
+                    )
+                }
+                (None, Some(u)) => {
+                    let url = url::Url::parse(u).map_err(|e| err(format!("jwksUrl: {e}")))?;
+                    if url.scheme() != "https" {
+                        return Err(err("jwksUrl must be https".into()));
+                    }
+                    Jwks::Url(u.clone())
+                }
+                _ => return Err(err("give exactly one of jwksFile or jwksUrl".into())),
+            };
+            let mut claims = Vec::new();
+            for (k, m) in &o.claims {
+                claims.push((
+                    k.clone(),
+                    Matcher::from_spec(&format!("claims.{k}"), m)
+                        .map_err(|e| err(e.to_string()))?,
+                ));
+            }
+            out.issuers.push(Issuer {
+                name: o.name.clone(),
+                issuer: o.issuer.clone(),
+                audiences: o.audiences.clone(),
+                jwks,
+                claims,
+                contracts: o.contracts.clone(),
+                leeway: o.leeway_seconds.min(300),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether any caller could ever authenticate.
+    pub fn is_configured(&self) -> bool {
+        !self.tokens.is_empty() || !self.issuers.is_empty()
+    }
+
+    /// JWKS URLs to prefetch.
+    pub fn jwks_urls(&self) -> Vec<String> {
+        self.issuers
+            .iter()
+            .filter_map(|i| match &i.jwks {
+                Jwks::Url(u) => Some(u.clone()),
+                Jwks::Static(_) => None,
+            })
+            .collect()
+    }
+
+    /// Authenticates an `Authorization` header value. `fetched` supplies
+    /// the JWKS of URL-configured issuers.
+    pub fn authenticate(
+        &self,
+        header: Option<&str>,
+        now_unix: u64,
+        fetched: &dyn Fn(&str) -> Option<JwkSet>,
+    ) -> Result<Caller, AuthError> {
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Unauthorized("token too long".into()));
+        }
+        // Static tokens: hash, then compare every configured digest in
+        // constant time (no early exit that would time the match).
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut found: Option<&Token> = None;
+        for t in &self.tokens {
+            let mut diff = 0u8;
+            for (a, b) in t.digest.iter().zip(digest.iter()) {
+                diff |= a ^ b;
+            }
+            if diff == 0 {
+                found = Some(t);
+            }
+        }
+        if let Some(t) = found {
+            return Ok(Caller {
+                identity: format!("token:{}", t.name),
+                contracts: t.contracts.clone(),
+            });
+        }
+        if token.matches('.').count() != 2 {
+            return Err(AuthError::Unauthorized(
+                "not a known token and not a JWT".into(),
+            ));
+        }
+        self.verify_jwt(token, now_unix, fetched)
+    }
+
+    fn verify_jwt(
+        &self,
+        token: &str,
+        now_unix: u64,
+        fetched: &dyn Fn(&str) -> Option<JwkSet>,
+    ) -> Result<Caller, AuthError> {
+        let unauthorized = |m: String| AuthError::Unauthorized(m);
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| unauthorized(format!("bad JWT header: {e}")))?;
+        // Asymmetric algorithms only: this refuses `none` and every HMAC
+        // before a key is even looked up (alg confusion).
+        let allowed = [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ];
+        if !allowed.contains(&header.alg) {
+            return Err(unauthorized(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        // Which issuer: read `iss` unverified only to choose; it is verified
+        // below with that issuer's keys.
+        let claims: serde_json::Value =
+            unverified_claims(token).ok_or_else(|| unauthorized("unreadable JWT claims".into()))?;
+        let iss = claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == iss)
+            .ok_or_else(|| unauthorized(format!("issuer {iss:?} is not trusted")))?;
+        let set = match &issuer.jwks {
+            Jwks::Static(s) => s.clone(),
+            Jwks::Url(u) => {
+                fetched(u).ok_or_else(|| unauthorized(format!("JWKS {u} unavailable")))?
+            }
+        };
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| unauthorized("JWT has no kid".into()))?;
+        let jwk = set
+            .find(kid)
+            .ok_or_else(|| unauthorized(format!("unknown kid {kid:?}")))?;
+        // The key's type must fit the algorithm's family.
+        let family_ok = matches!(
+            (&jwk.algorithm, header.alg),
+            (
+                AlgorithmParameters::RSA(_),
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+            ) | (
+                AlgorithmParameters::EllipticCurve(_),
+                Algorithm::ES256 | Algorithm::ES384
+            ) | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
+        if !family_ok {
+            return Err(unauthorized(format!(
+                "kid {kid:?} is not a key for {:?}",
+                header.alg
+            )));
+        }
+        if let Some(ka) = jwk.common.key_algorithm
+            && format!("{ka:?}") != format!("{:?}", header.alg)
+        {
+            return Err(unauthorized(format!("kid {kid:?} is for {ka:?}")));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| unauthorized(format!("bad JWK: {e}")))?;
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[issuer.issuer.as_str()]);
+        v.set_audience(&issuer.audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.validate_nbf = true;
+        v.leeway = issuer.leeway;
+        // Time is checked here against our clock, not jsonwebtoken's.
+        v.validate_exp = false;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+            .map_err(|e| unauthorized(format!("JWT rejected: {e}")))?;
+        let c = data.claims;
+        let num = |k: &str| c.get(k).and_then(|v| v.as_u64());
+        let exp = num("exp").ok_or_else(|| unauthorized("JWT has no numeric exp".into()))?;
+        if now_unix > exp.saturating_add(issuer.leeway) {
+            return Err(unauthorized("JWT expired".into()));
+        }
+        if let Some(nbf) = num("nbf")
+            && now_unix.saturating_add(issuer.leeway) < nbf
+        {
+            return Err(unauthorized("JWT not yet valid".into()));
+        }
+        for (name, m) in &issuer.claims {
+            let value = match c.get(name) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Bool(b)) => b.to_string(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => return Err(unauthorized(format!("claim {name} missing"))),
+            };
+            if !m.matches(&value) {
+                return Err(unauthorized(format!(
+                    "claim {name} = {value:?} does not match {m}"
+                )));
+            }
+        }
+        let sub = c.get("sub").and_then(|v| v.as_str()).unwrap_or("?");
+        Ok(Caller {
+            identity: format!("oidc:{}:{sub}", issuer.name),
+            contracts: issuer.contracts.clone(),
+        })
+    }
+}
+
+fn unverified_claims(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// JWKS fetched from URLs, cached with a bounded refresh.
+#[derive(Debug, Default)]
+pub struct JwksCache {
+    entries: Mutex<HashMap<String, (JwkSet, Instant)>>,
+}
+
+/// How long a fetched JWKS is used before it is fetched again.
+const JWKS_TTL: Duration = Duration::from_secs(600);
+
+impl JwksCache {
+    /// The cached set for `url`, if fresh.
+    pub fn get(&self, url: &str) -> Option<JwkSet> {
+        let map = self.entries.lock().ok()?;
+        let (set, at) = map.get(url)?;
+        (at.elapsed() < JWKS_TTL * 6).then(|| set.clone())
+    }
+
+    /// Whether `url` should be fetched now.
+    pub fn stale(&self, url: &str) -> bool {
+        self.entries
+            .lock()
+            .map(|m| m.get(url).is_none_or(|(_, at)| at.elapsed() >= JWKS_TTL))
+            .unwrap_or(true)
+    }
+
+    /// Fetches `url` (bounded size and time) into the cache.
+    pub async fn refresh(&self, url: &str) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("status {}", resp.status()));
+        }
+        if resp.content_length().is_some_and(|l| l > MAX_JWKS_BYTES) {
+            return Err("JWKS too large".into());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > MAX_JWKS_BYTES {
+                return Err("JWKS too large".into());
+            }
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.entries.lock() {
+            m.insert(url.to_owned(), (set, Instant::now()));
+        }
+        Ok(())
+    }
+}
+
+/// Per-caller rate limiting: a token bucket per identity.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` requests per caller (0 disables the limit).
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `who`'s bucket; `Err(retry_after_seconds)`
+    /// when it is empty.
+    pub fn take(&self, who: &str) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let cap = f64::from(self.per_minute);
+        let rate = cap / 60.0;
+        let Ok(mut map) = self.buckets.lock() else {
+            return Err(1);
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(120));
+        }
+        let now = Instant::now();
+        let (tokens, at) = map.entry(who.to_owned()).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
