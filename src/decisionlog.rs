@@ -197,12 +197,17 @@ impl DecisionLog {
     }
 
     /// From the configuration.
-    pub fn from_spec(spec: &crate::config::DecisionLogSpec) -> std::io::Result<Self> {
+    /// A relative path is relative to `base` (the configuration's directory).
+    pub fn from_spec(spec: &crate::config::DecisionLogSpec, base: &Path) -> std::io::Result<Self> {
         if !spec.enabled {
             return Ok(Self::disabled());
         }
         match &spec.path {
-            Some(p) if p.as_os_str() != "-" => Self::file(p),
+            Some(p) if p.as_os_str() != "-" => Self::file(&if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }),
             _ => Ok(Self::stdout()),
         }
     }

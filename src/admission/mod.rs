@@ -44,6 +44,20 @@ impl Endpoint {
     }
 }
 
+/// An incoming review: only what a request carries. A `response` field, if
+/// a client sends one, is ignored (kube's type cannot even read the
+/// API server's base64 `patch`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncomingReview {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    request: Option<AdmissionRequest<DynamicObject>>,
+}
+
 /// Lines of `status.message` before the rest is summarised.
 const MAX_MESSAGE_LINES: usize = 8;
 /// Characters per message line.
@@ -126,7 +140,14 @@ pub fn parse_timeout(query: Option<&str>) -> Option<Duration> {
 }
 
 fn invalid(reason: impl ToString) -> Reviewed {
+    invalid_with_uid(reason, String::new())
+}
+
+/// A refusal of an unreadable review, echoing its uid when one can be read
+/// (the API server matches answers by uid).
+fn invalid_with_uid(reason: impl ToString, uid: String) -> Reviewed {
     let mut response = AdmissionResponse::invalid(reason);
+    response.uid = uid;
     response.result.code = 400;
     Reviewed {
         review: response.into_review(),
@@ -155,19 +176,32 @@ pub async fn review(
     deadline: Deadline,
 ) -> Reviewed {
     let start = Instant::now();
-    let parsed: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+    let parsed: IncomingReview = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) => return invalid(format!("provgate: unreadable AdmissionReview: {e}")),
+        Err(e) => {
+            let uid = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/request/uid")
+                        .and_then(|u| u.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            return invalid_with_uid(format!("provgate: unreadable AdmissionReview: {e}"), uid);
+        }
     };
-    if parsed.types.api_version != "admission.k8s.io/v1" || parsed.types.kind != "AdmissionReview" {
+    if parsed.api_version != "admission.k8s.io/v1" || parsed.kind != "AdmissionReview" {
         return invalid(format!(
             "provgate: expected an admission.k8s.io/v1 AdmissionReview, got {}/{}",
-            parsed.types.api_version, parsed.types.kind
+            parsed.api_version, parsed.kind
         ));
     }
-    let req: AdmissionRequest<DynamicObject> = match parsed.try_into() {
-        Ok(r) => r,
-        Err(_) => return invalid("provgate: the AdmissionReview has no request"),
+    let Some(mut req) = parsed.request else {
+        return invalid("provgate: the AdmissionReview has no request");
+    };
+    req.types = kube::core::TypeMeta {
+        api_version: parsed.api_version,
+        kind: parsed.kind,
     };
     let rt = engine.runtime();
     let config = &rt.config;
@@ -350,6 +384,21 @@ pub async fn review(
     }
 }
 
+/// The review as the API server expects it on the wire. kube-core
+/// serialises `response.patch` (a `Vec<u8>`) as an array of numbers; Go's
+/// `[]byte` form, which the API server itself writes, is a base64 string,
+/// so that is what provgate sends.
+pub fn to_wire_json(review: &AdmissionReview<DynamicObject>) -> serde_json::Value {
+    use base64::Engine as _;
+    let mut v = serde_json::to_value(review).unwrap_or(serde_json::Value::Null);
+    if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref())
+        && let Some(slot) = v.pointer_mut("/response/patch")
+    {
+        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+    }
+    v
+}
+
 fn deny_unreadable(response: AdmissionResponse, meta: RequestMeta, msg: String) -> Reviewed {
     let mut response = response.deny(msg);
     response.result.code = 403;
@@ -423,4 +472,41 @@ fn pin_patch(judged: &[ObjectImage], decisions: &[ImageDecision]) -> Vec<serde_j
         ops.push(serde_json::json!({"op": "replace", "path": img.pointer, "value": format!("{}@{digest}", img.image)}));
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_patch_is_a_valid_json_patch() {
+        let ops = vec![
+            serde_json::json!({"op": "test", "path": "/spec/containers/0/image", "value": "a:1"}),
+            serde_json::json!({"op": "replace", "path": "/spec/containers/0/image", "value": "a:1@sha256:00"}),
+        ];
+        let p: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops)).unwrap();
+        let mut doc = serde_json::json!({"spec": {"containers": [{"image": "a:1"}]}});
+        json_patch::patch(&mut doc, &p).unwrap();
+        assert_eq!(doc["spec"]["containers"][0]["image"], "a:1@sha256:00");
+    }
+
+    #[test]
+    fn timeouts_come_from_the_query() {
+        assert_eq!(
+            parse_timeout(Some("timeout=10s")),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_timeout(Some("a=b&timeout=30s")),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_timeout(Some("timeout=0s")), None);
+        assert_eq!(parse_timeout(None), None);
+        let d = Deadline {
+            timeout: Duration::from_secs(10),
+            margin: Duration::from_secs(1),
+        };
+        let now = Instant::now();
+        assert_eq!(d.at(now), now + Duration::from_secs(9));
+    }
 }

@@ -290,20 +290,22 @@ impl ImageDecision {
                 continue;
             }
             if c.mode.mode == crate::bind::Mode::Warn {
-                let when = match c.mode.enforce_after {
+                // The enforcement date goes first: API servers truncate
+                // long warnings, and the date is what a team must plan for.
+                let label = match c.mode.enforce_after {
                     Some(t) => format!(
-                        " (will be enforced from {})",
+                        "{}, will be enforced from {}",
+                        c.name,
                         t.strftime("%Y-%m-%d %H:%M UTC")
                     ),
-                    None => String::new(),
+                    None => c.name.clone(),
                 };
                 for v in &c.deny {
-                    out.push(format!("{}{when}", violation_line(&who, &c.name, v)));
+                    out.push(violation_line(&who, &label, v));
                 }
                 if c.verdict == Verdict::Error {
                     out.push(format!(
-                        "{who}: [{}] {}{when}",
-                        c.name,
+                        "{who}: [{label}] {}",
                         c.error.as_deref().unwrap_or("evaluation failed")
                     ));
                 }

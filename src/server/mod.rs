@@ -148,7 +148,14 @@ pub async fn start_with_clock(
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = load_config(opts.config.as_deref())?;
     let spec = config.spec.server.clone();
-    let log = DecisionLog::from_spec(&config.spec.decision_log).map_err(ServeError::DecisionLog)?;
+    let base = opts
+        .config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .unwrap_or(std::path::Path::new("."))
+        .to_owned();
+    let log = DecisionLog::from_spec(&config.spec.decision_log, &base)
+        .map_err(ServeError::DecisionLog)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(config, metrics.clone(), clock));
     let ready = Arc::new(AtomicBool::new(false));

@@ -148,7 +148,7 @@ async fn handle(s: AppState, endpoint: Endpoint, query: Option<String>, body: By
         record.skipped = reviewed.skipped.clone();
         s.log.write(&record);
     }
-    axum::Json(reviewed.review).into_response()
+    axum::Json(admission::to_wire_json(&reviewed.review)).into_response()
 }
 
 /// Parses the review like `/validate` and answers a denial without judging:
