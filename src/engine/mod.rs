@@ -576,9 +576,9 @@ impl Engine {
             })
             .inc();
         format!(
-            "registry {} unavailable ({e}); judged on last-known-good evidence verified at {} (failure policy last-known-good)",
+            "judged on last-known-good evidence verified at {} (failure policy last-known-good): registry {} unavailable: {e}",
+            at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             image.registry(),
-            at.strftime("%Y-%m-%dT%H:%M:%SZ")
         )
     }
 
@@ -600,7 +600,7 @@ impl Engine {
                 })
                 .inc();
             p.degraded = Some(format!(
-                "registry {} unavailable ({e}); allowed without verification (failure policy warn)",
+                "allowed without verification (failure policy warn): registry {} unavailable: {e}",
                 image.registry()
             ));
         }

@@ -6,6 +6,7 @@
 
 mod admission;
 mod common;
+mod faults;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

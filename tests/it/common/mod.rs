@@ -4,6 +4,7 @@
 
 pub mod evidence;
 pub mod kit;
+pub mod proxy;
 pub mod server;
 
 use std::path::PathBuf;

@@ -219,6 +219,30 @@ bindings:
         &self.running.as_ref().unwrap().engine
     }
 
+    /// POSTs an AdmissionReview with the API server's `?timeout=`; returns
+    /// the answer and how long it took.
+    pub fn review_with(&self, path: &str, body: &str, timeout: &str) -> (Value, Duration) {
+        let url = format!("{}{path}?timeout={timeout}", self.base);
+        let started = std::time::Instant::now();
+        let v = self.post_json(&url, body);
+        (v, started.elapsed())
+    }
+
+    fn post_json(&self, url: &str, body: &str) -> Value {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{url} answered {}", r.status());
+            r.json::<Value>().await.unwrap()
+        })
+    }
+
     /// POSTs an AdmissionReview to `path` (`/validate` or `/mutate`).
     pub fn review(&self, path: &str, body: &str) -> Value {
         let url = format!("{}{path}?timeout=10s", self.base);
