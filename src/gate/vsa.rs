@@ -212,3 +212,65 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn signer() -> VsaSigner {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let b64 = B64.encode(pkcs8.as_ref());
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        VsaSigner::from_pem(pem.as_bytes(), "https://provgate.test/gate").unwrap()
+    }
+
+    #[test]
+    fn a_vsa_verifies_with_the_public_key() {
+        let s = signer();
+        let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let st = s.statement(
+            "ghcr.io/acme/app",
+            &digest,
+            &[PolicyEntry {
+                name: "c".into(),
+                version: "1".into(),
+                revision: digest.clone(),
+            }],
+            &[digest.clone()],
+            jiff::Timestamp::now(),
+        );
+        let bundle = serde_json::to_vec(&s.sign(&st).unwrap()).unwrap();
+        let trust = crate::verify::TrustStore::builder()
+            .key_pem("vsa", s.public_pem())
+            .unwrap()
+            .build()
+            .unwrap();
+        let v = crate::verify::Verifier::new(Arc::new(trust), Default::default());
+        let src = crate::verify::EvidenceSource {
+            kind: crate::verify::SourceKind::File,
+            manifest: None,
+            layer: None,
+        };
+        let verified = v.verify_bundle(&bundle, &digest, src.clone()).unwrap();
+        let crate::verify::Verified::Attestation(a) = verified else {
+            panic!("not an attestation")
+        };
+        assert_eq!(a.statement().predicate_type(), VSA_PREDICATE);
+        // Not for another digest, through either entry point.
+        let other: Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
+        assert!(matches!(
+            v.verify_bundle(&bundle, &other, src),
+            Err(crate::verify::VerifyError::SubjectMismatch { .. })
+        ));
+        assert!(matches!(
+            v.verify_artifact(&bundle, crate::verify::ArtifactInput::Digest(&other)),
+            Err(crate::verify::VerifyError::SubjectMismatch { .. })
+        ));
+        assert!(
+            v.verify_artifact(&bundle, crate::verify::ArtifactInput::Digest(&digest))
+                .is_ok()
+        );
+    }
+}

@@ -579,18 +579,32 @@ impl Verifier {
                 // The hint is unauthenticated: it only orders the candidates.
                 let mut ordered: Vec<&TrustedKey> = keys.iter().collect();
                 ordered.sort_by_key(|k| k.key_id() != hint.hint && k.name() != hint.hint);
-                // A cosign layer signed with `--tlog-upload=false` and no
-                // timestamp carries no log or time evidence at all, which a
-                // Sigstore bundle may not (sigstore-verify refuses its shape).
-                // Only its signature can be checked; the facts then say "no
-                // tlog, no time" and authorities require a tlog by default.
-                let unlogged_layer = is_cosign_layer(&format)
-                    && !has_tlog
+                // Key-signed evidence with neither a log entry nor a
+                // timestamp (a cosign layer signed with
+                // `--tlog-upload=false`, a DSSE bundle such as a provgate
+                // VSA) carries no time
+                // evidence, which sigstore-verify refuses outright. Only its
+                // signature can be checked; the facts then say "no tlog, no
+                // time", and authorities require a tlog unless they opt out.
+                let unlogged_layer = !has_tlog
+                    && (is_cosign_layer(&format)
+                        || matches!(bundle.content, SignatureContent::DsseEnvelope(_)))
                     && bundle
                         .verification_material
                         .timestamp_verification_data
                         .rfc3161_timestamps
                         .is_empty();
+                // sigstore-verify binds a DSSE statement to the artifact;
+                // on the signature-only path that is checked here.
+                if unlogged_layer && let SignatureContent::DsseEnvelope(env) = &bundle.content {
+                    let statement = self.statement_of(env)?;
+                    if !statement.binds(&subject) {
+                        return Err(VerifyError::SubjectMismatch {
+                            expected: subject.clone(),
+                            found: describe_subjects(&statement),
+                        });
+                    }
+                }
                 // Key-signed evidence needs no Fulcio CA; with no trusted
                 // root at all, its log entries and timestamps are checked
                 // against an empty one (and fail) instead of not at all.
