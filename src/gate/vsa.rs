@@ -238,7 +238,7 @@ mod tests {
                 version: "1".into(),
                 revision: digest.clone(),
             }],
-            &[digest.clone()],
+            std::slice::from_ref(&digest),
             jiff::Timestamp::now(),
         );
         let bundle = serde_json::to_vec(&s.sign(&st).unwrap()).unwrap();
