@@ -4,6 +4,7 @@
 //! test kit (`../shared/testkit`) through [`common::kit`], started once per
 //! run and stopped when the test process exits.
 
+mod chart;
 mod common;
 mod verify_fixtures;
 mod verify_kit;
