@@ -5,6 +5,7 @@
 //! run and stopped when the test process exits.
 
 mod admission;
+mod chart;
 mod common;
 mod faults;
 mod verify_fixtures;
