@@ -53,12 +53,15 @@ is_digits(s) if {
 }
 
 # digits_value(s): the number a digit string denotes, leading zeros allowed
-# ("007" -> 7; regorus's to_number rejects leading zeros).
+# ("007" -> 7; regorus's to_number rejects leading zeros). Undefined beyond
+# 15 significant digits (to_number fails on very long strings).
 digits_value(s) := 0 if {
 	is_digits(s)
 	trim_left(s, "0") == ""
-} else := to_number(trim_left(s, "0")) if {
+} else := to_number(t) if {
 	is_digits(s)
+	t := trim_left(s, "0")
+	count(t) <= 15
 }
 
 # decimal_value(s): the number a decimal string ("9.8", "10", "07.5") denotes.
@@ -68,8 +71,8 @@ decimal_value(s) := digits_value(s) if {
 	is_string(s)
 	parts := split(s, ".")
 	count(parts) == 2
-	is_digits(parts[0])
 	is_digits(parts[1])
+	count(parts[1]) <= 15
 	n := to_number(concat(".", [format_int(digits_value(parts[0]), 10), parts[1]]))
 }
 
@@ -168,11 +171,6 @@ image_signatures contains s if {
 
 # image_evidence: image_attestations and image_signatures together.
 image_evidence := image_attestations | image_signatures
-
-# evidence_kind(ev): "attestation <predicateType>" or "signature", for messages.
-evidence_kind(ev) := sprintf("attestation %s", [ev.predicateType]) if {
-	is_string(ev.predicateType)
-} else := "signature"
 
 # ---------------------------------------------------------------------------
 # Signers and transparency log
@@ -357,8 +355,12 @@ parameter_errors(kinds) := {msg |
 } | {msg |
 	some name, _ in params
 	not name in object.keys(kinds)
-	msg := sprintf("unknown parameter %s (known: %s)", [name, concat(", ", sort(object.keys(kinds)))])
+	msg := sprintf("unknown parameter %s (%s)", [name, _known_text(kinds)])
 }
+
+_known_text(kinds) := "this contract takes none" if {
+	count(kinds) == 0
+} else := concat("", ["known: ", concat(", ", sort(object.keys(kinds)))])
 
 _kind_text := {
 	"patterns": "a non-empty list of patterns (exact strings, or with * wildcards)",

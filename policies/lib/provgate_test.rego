@@ -96,6 +96,8 @@ test_digits_value if {
 	not lib.digits_value("7a")
 	not lib.digits_value("")
 	not lib.digits_value(7)
+	not lib.digits_value("1234567890123456")
+	lib.digits_value("000123456789012345") == 123456789012345
 }
 
 test_decimal_value if {
@@ -106,6 +108,9 @@ test_decimal_value if {
 	not lib.decimal_value("-1")
 	not lib.decimal_value(".5")
 	not lib.decimal_value(null)
+	not lib.decimal_value("99999999999999999999.5")
+	not lib.decimal_value("9.99999999999999999999")
+	lib.normalize_severity("99999999999999999999999999.5") == "UNKNOWN"
 }
 
 test_is_digest if {
@@ -305,6 +310,8 @@ test_parameter_errors_bad_pattern if {
 test_parameter_errors_unknown if {
 	errs := lib.parameter_errors(kinds) with input.contract.parameters as object.union(good_params, {"maxAgeDay": 3})
 	errs == {"unknown parameter maxAgeDay (known: ids, level, maxAgeDays, names, strict)"}
+	none := lib.parameter_errors({}) with input.contract.parameters as {"x": 1}
+	none == {"unknown parameter x (this contract takes none)"}
 }
 
 # --- patterns -------------------------------------------------------------------

@@ -14,7 +14,7 @@ parameter_errors := lib.parameter_errors({})
 deny contains lib.violation(
 	sprintf("contract misconfigured: %s", [msg]),
 	"signed-by-parameters",
-	"the SecOps owner of the binding must fix the signed-by parameters (it takes none; see policies/README.md)",
+	"the SecOps owner of the binding must remove the signed-by parameters, it takes none (see policies/README.md)",
 ) if {
 	some msg in parameter_errors
 }
