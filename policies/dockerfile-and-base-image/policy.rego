@@ -143,7 +143,7 @@ deny contains lib.violation(
 }
 
 deny contains lib.violation(
-	sprintf("the SLSA provenance of this image digest (%d attestation(s)) does not record the Dockerfile (name and digest)", [count(lib.provenance)]),
+	"none of the SLSA provenance attestations for this image digest records the Dockerfile (name and digest)",
 	"dockerfile-recorded",
 	provenance_fix,
 ) if {
@@ -206,7 +206,7 @@ deny contains lib.violation(
 }
 
 deny contains lib.violation(
-	sprintf("the SLSA provenance of this image digest (%d attestation(s)) does not record a base image by digest", [count(lib.provenance)]),
+	"none of the SLSA provenance attestations for this image digest records a base image by digest",
 	"base-image-pinned",
 	concat(" ", [provenance_fix, "(an image built FROM scratch has no base image: ask SecOps for an exemption)"]),
 ) if {

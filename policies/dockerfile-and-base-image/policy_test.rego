@@ -78,7 +78,7 @@ test_github_provenance_alone_denies_both if {
 	ids(doc) == {"dockerfile-recorded", "base-image-pinned"}
 	some v in results(doc)
 	v.requirement == "dockerfile-recorded"
-	v.msg == "the SLSA provenance of this image digest (1 attestation(s)) does not record the Dockerfile (name and digest)"
+	v.msg == "none of the SLSA provenance attestations for this image digest records the Dockerfile (name and digest)"
 	contains(v.fix, "provenance: mode=max")
 }
 

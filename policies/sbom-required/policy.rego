@@ -74,7 +74,7 @@ valid_sboms := {a |
 	is_document(format_of(a.predicateType), a.statement.predicate)
 }
 
-fix := "generate an SBOM of the pushed image in CI and attest it to the digest, e.g. `syft scan IMAGE@DIGEST -o cyclonedx-json > sbom.json` then `actions/attest-sbom` (sbom-path: sbom.json, subject-digest: the digest, push-to-registry: true) or `cosign attest --type cyclonedx --predicate sbom.json IMAGE@DIGEST`"
+fix := "generate an SBOM of the pushed image in CI and attest it to the digest, e.g. `syft scan IMAGE@DIGEST -o cyclonedx-json > sbom.json` then `actions/attest-sbom` (subject-name: the image, subject-digest: the digest, sbom-path: sbom.json, push-to-registry: true) or `cosign attest --type cyclonedx --predicate sbom.json IMAGE@DIGEST`"
 
 format_names := concat(" or ", sort([n | some f in formats; n := {"cyclonedx": "CycloneDX", "spdx": "SPDX"}[f]]))
 
