@@ -957,7 +957,11 @@ _vex_time(st, doc) := t if {
 # matches only findings whose package purl is one of them (a subcomponent
 # without a version matches every version).
 vex_waives(f) if {
-	stmts := {s | some s in vex_statements; _vex_matches(s, f)}
+	stmts := {s |
+		some id in f.ids
+		some s in object.get(_vex_by_id, id, [])
+		_vex_component_matches(s, f)
+	}
 	count(stmts) > 0
 	newest := max({s.time_ns | some s in stmts})
 	every s in stmts {
@@ -972,11 +976,9 @@ _waiver_or_older(s, newest) if {
 	s.waiver == true
 }
 
-_vex_matches(s, f) if {
-	some id in f.ids
-	id in s.ids
-	_vex_component_matches(s, f)
-}
+# _vex_by_id: vex_statements indexed by each of their ids (a finding looks up
+# its ids instead of scanning every statement).
+_vex_by_id := {id: [s | some s in vex_statements; id in s.ids] | some s0 in vex_statements; some id in s0.ids}
 
 _vex_component_matches(s, _) if count(s.subcomponents) == 0
 
