@@ -213,7 +213,12 @@ signer_description(ev) := ev.signer.subject if {
 
 # describe(ev): "sha256:0123456789ab signed by <signer>", naming one piece of
 # evidence in messages (ev.digest is the digest of the bundle or layer).
-describe(ev) := sprintf("%s signed by %s", [short_digest(ev.digest), signer_description(ev)])
+# Total: a message built from it never makes a deny rule undefined.
+describe(ev) := sprintf("%s signed by %s", [_evidence_digest(ev), signer_description(ev)])
+
+_evidence_digest(ev) := short_digest(ev.digest) if {
+	is_string(ev.digest)
+} else := "(no digest)"
 
 # ---------------------------------------------------------------------------
 # Time

@@ -604,3 +604,21 @@ test_vex_v001_strings if {
 	doc := input_with([v], [])
 	lib.vex_waives(finding) with input as doc
 }
+
+test_hostile_signer_time_and_tlog if {
+	a := att(sbom_type, digest_a, hex_a, {})
+	every patch in [{"signer": "keyless"}, {"signer": {"kind": "keyless", "extensions": "x"}}, {"signer": {"kind": "keyless", "extensions": [1]}}, {"signer": {"kind": ["keyless"]}}] {
+		b := object.union(object.union(a, {"signer": null}), patch)
+		not lib.signer_claim(b, "sourceRepositoryURI")
+		lib.describe(b) == "sha256:9a3f5c0e6b1d signed by authority github-actions"
+	}
+	every patch in [{"time": "2026-11-24T09:12:31Z"}, {"time": {"source": ["rekor"], "value": "2026-11-24T09:12:31Z"}}, {"time": {"source": "rekor", "value": ["2026-11-24T09:12:31Z"]}}] {
+		b := object.union(object.union(a, {"time": null}), patch)
+		not lib.evidence_time_ns(b)
+	}
+	every patch in [{"tlog": "x"}, {"tlog": [null, 7, "x", {"inclusionProof": "true"}]}, {"tlog": {"inclusionProof": true}}] {
+		b := object.union(object.union(a, {"tlog": null}), patch)
+		not lib.has_tlog_entry(b)
+	}
+	lib.describe({}) == "(no digest) signed by an unknown signer"
+}

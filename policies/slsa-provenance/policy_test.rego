@@ -277,3 +277,12 @@ test_invalid_pattern_denies if {
 	doc := with_params(gha, {"sourceRepositories": ["https://github.com/acme/{a,b}"]})
 	ids(doc) == {"slsa-provenance-parameters"}
 }
+
+test_denial_survives_missing_descriptive_fields if {
+	# A message part that is undefined would silently drop the denial.
+	a := json.remove(object.union(gha_prov, {"signer": key_signer}), ["digest", "authority", "signer/keyName"])
+	doc := with_attestations(gha, [a])
+	ids(doc) == {"slsa-provenance-signer"}
+	some v in results(doc)
+	v.msg == "provenance (no digest) signed by an unknown signer is not signed with a keyless (Fulcio) certificate"
+}
