@@ -53,12 +53,15 @@ is_digits(s) if {
 }
 
 # digits_value(s): the number a digit string denotes, leading zeros allowed
-# ("007" -> 7; regorus's to_number rejects leading zeros).
+# ("007" -> 7; regorus's to_number rejects leading zeros). Undefined beyond
+# 15 significant digits (to_number fails on very long strings).
 digits_value(s) := 0 if {
 	is_digits(s)
 	trim_left(s, "0") == ""
-} else := to_number(trim_left(s, "0")) if {
+} else := to_number(t) if {
 	is_digits(s)
+	t := trim_left(s, "0")
+	count(t) <= 15
 }
 
 # decimal_value(s): the number a decimal string ("9.8", "10", "07.5") denotes.
@@ -68,8 +71,8 @@ decimal_value(s) := digits_value(s) if {
 	is_string(s)
 	parts := split(s, ".")
 	count(parts) == 2
-	is_digits(parts[0])
 	is_digits(parts[1])
+	count(parts[1]) <= 15
 	n := to_number(concat(".", [format_int(digits_value(parts[0]), 10), parts[1]]))
 }
 
@@ -169,11 +172,6 @@ image_signatures contains s if {
 # image_evidence: image_attestations and image_signatures together.
 image_evidence := image_attestations | image_signatures
 
-# evidence_kind(ev): "attestation <predicateType>" or "signature", for messages.
-evidence_kind(ev) := sprintf("attestation %s", [ev.predicateType]) if {
-	is_string(ev.predicateType)
-} else := "signature"
-
 # ---------------------------------------------------------------------------
 # Signers and transparency log
 # ---------------------------------------------------------------------------
@@ -215,7 +213,12 @@ signer_description(ev) := ev.signer.subject if {
 
 # describe(ev): "sha256:0123456789ab signed by <signer>", naming one piece of
 # evidence in messages (ev.digest is the digest of the bundle or layer).
-describe(ev) := sprintf("%s signed by %s", [short_digest(ev.digest), signer_description(ev)])
+# Total: a message built from it never makes a deny rule undefined.
+describe(ev) := sprintf("%s signed by %s", [_evidence_digest(ev), signer_description(ev)])
+
+_evidence_digest(ev) := short_digest(ev.digest) if {
+	is_string(ev.digest)
+} else := "(no digest)"
 
 # ---------------------------------------------------------------------------
 # Time
@@ -357,8 +360,12 @@ parameter_errors(kinds) := {msg |
 } | {msg |
 	some name, _ in params
 	not name in object.keys(kinds)
-	msg := sprintf("unknown parameter %s (known: %s)", [name, concat(", ", sort(object.keys(kinds)))])
+	msg := sprintf("unknown parameter %s (%s)", [name, _known_text(kinds)])
 }
+
+_known_text(kinds) := "this contract takes none" if {
+	count(kinds) == 0
+} else := concat("", ["known: ", concat(", ", sort(object.keys(kinds)))])
 
 _kind_text := {
 	"patterns": "a non-empty list of patterns (exact strings, or with * wildcards)",
@@ -955,7 +962,11 @@ _vex_time(st, doc) := t if {
 # matches only findings whose package purl is one of them (a subcomponent
 # without a version matches every version).
 vex_waives(f) if {
-	stmts := {s | some s in vex_statements; _vex_matches(s, f)}
+	stmts := {s |
+		some id in f.ids
+		some s in object.get(_vex_by_id, id, [])
+		_vex_component_matches(s, f)
+	}
 	count(stmts) > 0
 	newest := max({s.time_ns | some s in stmts})
 	every s in stmts {
@@ -970,11 +981,9 @@ _waiver_or_older(s, newest) if {
 	s.waiver == true
 }
 
-_vex_matches(s, f) if {
-	some id in f.ids
-	id in s.ids
-	_vex_component_matches(s, f)
-}
+# _vex_by_id: vex_statements indexed by each of their ids (a finding looks up
+# its ids instead of scanning every statement).
+_vex_by_id := {id: [s | some s in vex_statements; id in s.ids] | some s0 in vex_statements; some id in s0.ids}
 
 _vex_component_matches(s, _) if count(s.subcomponents) == 0
 
