@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    // At run time: a build script compiled in another checkout must not
+    // embed that checkout's policies.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let root = Path::new(&manifest_dir).join("policies");
     println!("cargo:rerun-if-changed=policies");
     let mut files: Vec<(String, String)> = Vec::new();
     let mut add_dir = |dir: &Path, rel: &str, exts: &[&str]| {

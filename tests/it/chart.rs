@@ -1418,7 +1418,7 @@ fn chart_config_is_what_provgate_loads() {
                 spec.trust.roots.iter().any(|r| r.name == "staging"),
                 "{ctx}: trusted root"
             );
-            assert_eq!(spec.gate["maxImages"], 64, "{ctx}: gate passed through");
+            assert_eq!(spec.gate.max_images, 64, "{ctx}: gate passed through");
         }
     }
 }
