@@ -8,6 +8,7 @@ mod admission;
 mod chart;
 mod common;
 mod faults;
+mod gate;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

@@ -135,8 +135,15 @@ pub fn kit_docker_config(dir: &Path, hosts: &[String]) -> PathBuf {
 impl Server {
     /// Starts a server for `setup`.
     pub fn start(setup: Setup) -> Server {
+        Self::start_prepared(setup, |_| {})
+    }
+
+    /// Starts a server for `setup` after `prepare` wrote files into its
+    /// directory.
+    pub fn start_prepared(setup: Setup, prepare: impl FnOnce(&Path)) -> Server {
         let k = kit();
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let contracts = dir.path().join("contracts");
         std::fs::create_dir_all(&contracts).unwrap();
         for c in &setup.contracts {
