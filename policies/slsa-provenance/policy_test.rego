@@ -172,8 +172,13 @@ test_builder_as_object_denies if {
 }
 
 test_builder_restricted_to_org if {
-	doc := with_params(gha, {"builderIds": ["https://github.com/acme/*/.github/workflows/release.yml@refs/tags/*"]})
+	# The GitHub-hosted runner is allowed; a reusable-workflow builder id of
+	# the organisation is matched with wildcards.
+	doc := with_params(gha, {"builderIds": ["https://github.com/actions/runner/github-hosted"]})
 	count(results(doc)) == 0
+	a := patched(gha_prov, {"runDetails": {"builder": {"id": "https://github.com/acme/build/.github/workflows/release.yml@refs/tags/v1"}}})
+	doc1 := with_params(with_attestations(gha, [a]), {"builderIds": ["https://github.com/acme/*/.github/workflows/release.yml@refs/tags/*"]})
+	count(results(doc1)) == 0
 	doc2 := with_params(gha, {"builderIds": ["https://github.com/other-org/*"]})
 	ids(doc2) == {"slsa-provenance-builder"}
 }
