@@ -269,9 +269,16 @@ impl ImageDecision {
 
     /// The warning lines: warn-mode denials (with their enforcement date),
     /// `warn` results, exemptions in use and degraded service.
+    ///
+    /// Warnings are short (API servers truncate them at 256 characters), so
+    /// they name the container alone when there is one, and put the
+    /// requirement id before the message.
     pub fn warning_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let who = self.subject_label();
+        let who = match &self.context.container {
+            Some(c) => format!("container {c:?}"),
+            None => self.image.clone(),
+        };
         if let Some(d) = &self.degraded {
             out.push(format!("{who}: {d}"));
         }
@@ -301,7 +308,7 @@ impl ImageDecision {
                     None => c.name.clone(),
                 };
                 for v in &c.deny {
-                    out.push(violation_line(&who, &label, v));
+                    out.push(warning_line(&who, &label, v));
                 }
                 if c.verdict == Verdict::Error {
                     out.push(format!(
@@ -311,7 +318,7 @@ impl ImageDecision {
                 }
             }
             for v in &c.warn {
-                out.push(violation_line(&who, &c.name, v));
+                out.push(warning_line(&who, &c.name, v));
             }
         }
         out
@@ -320,6 +327,19 @@ impl ImageDecision {
 
 fn violation_line(who: &str, contract: &str, v: &Violation) -> String {
     format!("{who}: [{contract}] {}", violation_text(v))
+}
+
+fn warning_line(who: &str, label: &str, v: &Violation) -> String {
+    let mut s = format!("{who}: [{label}] ");
+    if let Some(r) = &v.requirement {
+        s.push_str(r);
+        s.push_str(": ");
+    }
+    s.push_str(&v.msg);
+    if let Some(f) = &v.fix {
+        s.push_str(&format!(" Fix: {f}"));
+    }
+    s
 }
 
 /// A violation as one line: the message, its requirement id and its fix.

@@ -7,6 +7,7 @@
 mod admission;
 mod chart;
 mod common;
+mod contracts;
 mod faults;
 mod gate;
 mod verify_fixtures;

@@ -83,6 +83,8 @@ pub struct Setup {
     pub failure: &'static str,
     /// A fixed clock.
     pub clock: Option<Arc<FixedClock>>,
+    /// Load the built-in contract library too.
+    pub builtin: bool,
 }
 
 impl Default for Setup {
@@ -95,6 +97,7 @@ impl Default for Setup {
             registry: None,
             failure: "fail-closed",
             clock: None,
+            builtin: false,
         }
     }
 }
@@ -166,7 +169,7 @@ registries:
   hosts:
     "{registry}": {{insecure: true, timeout: 2s, failure: {failure}, lastKnownGoodWindow: 10m}}
 credentials: [{{name: kit, file: docker-config.json}}]
-contracts: {{builtin: false, dirs: [contracts]}}
+contracts: {{builtin: {builtin}, dirs: [contracts]}}
 decisionLog: {{path: decisions.jsonl}}
 bindings:
 {bindings}
@@ -174,6 +177,7 @@ bindings:
 "#,
             root = k.trusted_root().display(),
             failure = setup.failure,
+            builtin = setup.builtin,
             bindings = setup.bindings,
             extra = setup.extra,
         );
