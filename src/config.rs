@@ -134,7 +134,7 @@ pub struct ConfigSpec {
     pub gate: crate::gate::GateSpec,
     /// Compliance reporting.
     #[serde(default)]
-    pub report: serde_json::Value,
+    pub report: crate::report::ReportSpec,
 }
 
 /// Server settings.
@@ -605,6 +605,29 @@ pub struct Config {
 impl Config {
     /// Reads and compiles a config file; relative paths are relative to it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, None)
+    }
+
+    /// [`Config::load`] (or the embedded defaults, for `None`) with the
+    /// contracts under `proposed` replacing same-named ones and adding
+    /// new ones: the proposal an impact preview judges.
+    pub fn load_proposal(path: Option<&Path>, proposed: &Path) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load_with(p, Some(proposed)),
+            None => {
+                let spec = Self::defaults_spec()?;
+                Self::compile_with(
+                    spec,
+                    None,
+                    Path::new("."),
+                    b"embedded-defaults",
+                    Some(proposed),
+                )
+            }
+        }
+    }
+
+    fn load_with(path: &Path, proposed: Option<&Path>) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -614,13 +637,28 @@ impl Config {
             reason: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
-        Self::compile(spec, Some(path.to_owned()), &base, text.as_bytes())
+        Self::compile_with(
+            spec,
+            Some(path.to_owned()),
+            &base,
+            text.as_bytes(),
+            proposed,
+        )
     }
 
     /// The embedded defaults: the public-good and GitHub roots, the built-in
     /// contracts bound in `audit` mode to every namespace but `kube-system`,
     /// and unmatched images (kube-system) allowed.
     pub fn embedded_defaults() -> Result<Self, ConfigError> {
+        Self::compile(
+            Self::defaults_spec()?,
+            None,
+            Path::new("."),
+            b"embedded-defaults",
+        )
+    }
+
+    fn defaults_spec() -> Result<ConfigSpec, ConfigError> {
         let mut spec = ConfigSpec::default();
         let builtin = contract::builtin_contracts()?;
         if !builtin.is_empty() {
@@ -641,7 +679,7 @@ impl Config {
             });
         }
         spec.unmatched = Unmatched::Allow;
-        Self::compile(spec, None, Path::new("."), b"embedded-defaults")
+        Ok(spec)
     }
 
     /// Compiles a spec; `base` resolves relative paths; `raw` feeds the
@@ -651,6 +689,16 @@ impl Config {
         path: Option<PathBuf>,
         base: &Path,
         raw: &[u8],
+    ) -> Result<Self, ConfigError> {
+        Self::compile_with(spec, path, base, raw, None)
+    }
+
+    fn compile_with(
+        spec: ConfigSpec,
+        path: Option<PathBuf>,
+        base: &Path,
+        raw: &[u8],
+        proposed: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -678,6 +726,12 @@ impl Config {
             }
         }
         contract::check_unique(&contracts)?;
+        if let Some(dir) = proposed {
+            for c in contract::load_tree(dir)? {
+                contracts.retain(|o| o.name() != c.name());
+                contracts.push(c);
+            }
+        }
         for c in &contracts {
             hasher.update(c.revision.to_string().as_bytes());
         }

@@ -29,6 +29,7 @@ pub mod gate;
 pub mod metrics;
 pub mod oci;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod verify;
 pub mod wire;

@@ -7,6 +7,7 @@ mod certs;
 mod check;
 mod conformance;
 mod policy;
+mod report;
 mod serve;
 mod verify;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Contract development: run contract tests, evaluate a contract.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Compliance of running workloads, and the impact of a contract change.
+    Report(report::ReportArgs),
     /// Development certificates.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -77,6 +80,10 @@ pub fn main() -> ExitCode {
             check::run(args)
         }
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Report(args) => {
+            init_logging(false);
+            report::run(args)
+        }
         Command::Verify(args) => verify::run(args),
         Command::Conformance(cmd) => conformance::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),

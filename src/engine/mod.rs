@@ -181,7 +181,6 @@ struct TagKey {
 struct EvidenceKey {
     name: String,
     digest: Digest,
-    media_type: Option<String>,
     creds: String,
     registries: Digest,
     trust: Digest,
@@ -268,6 +267,7 @@ struct Evaluated {
 /// The engine. Cheap to share (`Arc<Engine>`); hot-reloadable.
 pub struct Engine {
     runtime: ArcSwap<Runtime>,
+    generation: std::sync::atomic::AtomicU64,
     caches: Caches,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
@@ -306,6 +306,7 @@ impl Engine {
         let caches = Caches::new(&config);
         Engine {
             runtime: ArcSwap::from_pointee(Runtime::new(config, metrics.clone())),
+            generation: std::sync::atomic::AtomicU64::new(0),
             caches,
             metrics,
             clock,
@@ -315,6 +316,11 @@ impl Engine {
     /// The runtime in force.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// Increases on every [`Engine::reload`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The metrics.
@@ -335,6 +341,7 @@ impl Engine {
         let clear = format!("{:?}", old.config.spec.cache) != format!("{:?}", config.spec.cache);
         self.runtime
             .store(Arc::new(Runtime::new(config, self.metrics.clone())));
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if clear {
             self.caches.invalidate_all();
         }
@@ -343,7 +350,14 @@ impl Engine {
     /// Judges every image of `req`. The result has one decision per use, in
     /// order.
     pub async fn decide(&self, req: &DecisionRequest) -> Vec<ImageDecision> {
-        let rt = self.runtime();
+        self.decide_with(self.runtime(), req).await
+    }
+
+    /// [`Engine::decide`] under another configuration (an impact preview)
+    /// that shares this engine's caches: evidence is keyed by digest,
+    /// registry settings and trust material, so only what the proposal
+    /// changes is fetched again.
+    pub async fn decide_with(&self, rt: Arc<Runtime>, req: &DecisionRequest) -> Vec<ImageDecision> {
         let now = self.clock.now();
         let started = Instant::now();
         // Stage 1, once per distinct image string, in parallel.
@@ -700,8 +714,9 @@ impl Engine {
     ) -> EvidenceKey {
         EvidenceKey {
             name: image.name(),
+            // Not the media type: a tag (which tells it) and a pinned
+            // digest (which does not) must share one discovery.
             digest: resolved.digest.clone(),
-            media_type: resolved.media_type.clone(),
             creds: creds.name().to_owned(),
             registries: rt.config.registry_fingerprint.clone(),
             trust: rt.config.trust.fingerprint().clone(),

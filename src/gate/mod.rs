@@ -138,7 +138,9 @@ impl Gate {
 
 /// The gate's routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/gate", post(gate))
+    Router::new()
+        .route("/v1/gate", post(gate))
+        .route("/v1/report", axum::routing::get(report))
 }
 
 /// A JSON error body: `{"error": …}`.
@@ -173,31 +175,11 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
     let settings = rt.config.gate.clone();
     drop(rt);
 
-    // (1) Authenticate. JWKS URLs are fetched (bounded) when stale.
+    // (1) Authenticate.
     let headers: HeaderMap = req.headers().clone();
-    let authz = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    for url in settings.auth.jwks_urls() {
-        if s.gate.jwks.stale(&url)
-            && let Err(e) = s.gate.jwks.refresh(&url).await
-        {
-            tracing::warn!(url, error = %e, "cannot fetch JWKS");
-        }
-    }
-    let now_unix = s.engine.clock().now().as_second().max(0) as u64;
-    let caller = match settings
-        .auth
-        .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u))
-    {
+    let caller = match authenticate(&s, &settings, &headers).await {
         Ok(c) => c,
-        Err(e) => {
-            // The reason is logged; the caller learns nothing about which
-            // part failed. The token itself is never logged.
-            tracing::info!(reason = %e, "gate call refused");
-            count(&s, "unauthorized");
-            return unauthorized();
-        }
+        Err(r) => return r,
     };
 
     // (2) Rate limit per caller.
@@ -383,6 +365,56 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
         &decisions,
     ));
     axum::Json(response).into_response()
+}
+
+/// Authenticates a request like the gate does; the `Err` is the 401 to send.
+async fn authenticate(
+    s: &AppState,
+    settings: &GateSettings,
+    headers: &HeaderMap,
+) -> Result<auth::Caller, Response> {
+    let authz = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // JWKS URLs are fetched (bounded) when stale.
+    for url in settings.auth.jwks_urls() {
+        if s.gate.jwks.stale(&url)
+            && let Err(e) = s.gate.jwks.refresh(&url).await
+        {
+            tracing::warn!(url, error = %e, "cannot fetch JWKS");
+        }
+    }
+    let now_unix = s.engine.clock().now().as_second().max(0) as u64;
+    settings
+        .auth
+        .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u))
+        .map_err(|e| {
+            // The reason is logged; the caller learns nothing about which
+            // part failed. The token itself is never logged.
+            tracing::info!(reason = %e, "gate call refused");
+            count(s, "unauthorized");
+            unauthorized()
+        })
+}
+
+/// `GET /v1/report`: the latest continuous compliance report, for the same
+/// callers as the gate.
+async fn report(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let settings = s.engine.runtime().config.gate.clone();
+    if let Err(r) = authenticate(&s, &settings, &headers).await {
+        return r;
+    }
+    match s.live_report.as_ref().map(|l| l.latest()) {
+        None => error(
+            StatusCode::NOT_FOUND,
+            "continuous reporting is off (report.continuous.enabled)",
+        ),
+        Some(None) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first report is not ready yet",
+        ),
+        Some(Some(r)) => axum::Json(r.as_ref().clone()).into_response(),
+    }
 }
 
 /// `registry/repo` of `registry/repo:tag`.

@@ -79,6 +79,9 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// Continuous reporting could not start.
+    #[error("continuous reporting: {0}")]
+    Report(String),
     /// The decision log could not be opened.
     #[error("decision log: {0}")]
     DecisionLog(std::io::Error),
@@ -92,6 +95,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The continuous report, when enabled.
+    pub live_report: Option<Arc<crate::report::continuous::LiveReport>>,
     /// The CA certificate to trust when a development certificate was
     /// generated.
     pub dev_ca: Option<PathBuf>,
@@ -189,7 +194,18 @@ pub async fn start_with_clock(
     };
     let rustls_config = tls::load(&cert, &key).await?;
 
-    let state = AppState::new(engine.clone(), Arc::new(log), ready.clone());
+    let mut state = AppState::new(engine.clone(), Arc::new(log), ready.clone());
+    let mut tasks = Vec::new();
+    let continuous = engine.runtime().config.spec.report.continuous.clone();
+    if continuous.enabled {
+        let client = crate::report::inventory::client(continuous.api_server.as_deref())
+            .await
+            .map_err(|e| ServeError::Report(e.to_string()))?;
+        let (live, t) = crate::report::continuous::start(engine.clone(), client);
+        state.live_report = Some(live);
+        tasks.extend(t);
+    }
+    let state_live = state.live_report.clone();
     let router = app(state.clone(), opts.noop_endpoint);
 
     let listen = opts.listen.clone().unwrap_or(spec.listen.clone());
@@ -254,7 +270,6 @@ pub async fn start_with_clock(
         metrics_handle = Some(h);
     }
 
-    let mut tasks = Vec::new();
     tasks.push(tls::watch(
         rustls_config,
         cert,
@@ -271,6 +286,7 @@ pub async fn start_with_clock(
         addr,
         metrics_addr,
         engine,
+        live_report: state_live,
         dev_ca,
         handle,
         metrics_handle,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The CI gate (authentication, limits, VSA signing).
     pub gate: Arc<crate::gate::Gate>,
+    /// The continuous compliance report, when enabled.
+    pub live_report: Option<Arc<crate::report::continuous::LiveReport>>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             log,
             ready,
             gate,
+            live_report: None,
         }
     }
 }

@@ -1388,8 +1388,8 @@ fn chart_config_is_what_provgate_loads() {
         assert_eq!(tls.cert_file, Path::new("/etc/provgate/tls/tls.crt"));
         assert_eq!(tls.key_file, Path::new("/etc/provgate/tls/tls.key"));
         assert_eq!(
-            spec.report["continuous"]["enabled"],
-            Value::from(r.flag("report.continuous.enabled")),
+            spec.report.continuous.enabled,
+            r.flag("report.continuous.enabled"),
             "{ctx}: report.continuous"
         );
 

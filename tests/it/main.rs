@@ -10,6 +10,7 @@ mod common;
 mod contracts;
 mod faults;
 mod gate;
+mod report;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod evidence;
+pub mod fakekube;
 pub mod kit;
 pub mod proxy;
 pub mod server;

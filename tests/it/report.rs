@@ -1,0 +1,756 @@
+//! `provgate report`: offline from kubectl-style lists, the impact preview,
+//! the in-cluster inventory against a fake API, continuous mode, seed
+//! scenario S4, and the scale of one discovery per digest.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::fakekube::{FakeKube, pod};
+use crate::common::kit::{GH_ID, GH_ISS, kit, repo_name};
+use crate::common::server::{
+    KitImage, Server, Setup, TestContract, allowed, kit_docker_config, review_of, signed_image,
+    temp_file, unsigned_image,
+};
+
+/// A config for the CLI: the kit's registry and root, `contracts/`, and
+/// the needs-provenance contract bound to namespaces `team-*`.
+fn cli_config(dir: &std::path::Path, contracts: &[TestContract]) -> std::path::PathBuf {
+    let k = kit();
+    let creds = kit_docker_config(dir, &[k.registry()]);
+    let cdir = dir.join("contracts");
+    std::fs::create_dir_all(&cdir).unwrap();
+    for c in contracts {
+        c.write(&cdir);
+    }
+    let names: Vec<&str> = contracts.iter().map(|c| c.name.as_str()).collect();
+    temp_file(
+        dir,
+        "config.yaml",
+        &format!(
+            "trust: {{publicGood: false, github: false, roots: [{{name: kit, path: \"{}\"}}]}}\n\
+             registries: {{hosts: {{\"{}\": {{insecure: true}}}}}}\n\
+             credentials: [{{name: kit, file: \"{}\"}}]\n\
+             contracts: {{builtin: false, dirs: [contracts]}}\n\
+             report: {{teamLabel: team}}\n\
+             bindings:\n  - name: teams\n    contracts: [{}]\n    mode: enforce\n    match: {{namespaces: [\"team-*\"]}}\n\
+             unmatched: deny\n",
+            k.trusted_root().display(),
+            k.registry(),
+            creds.display(),
+            names.join(", ")
+        ),
+    )
+}
+
+fn deployment(ns: &str, name: &str, team: &str, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, "labels": {"team": team}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": name, "image": image}]}}}})
+}
+
+fn provgate(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn list(items: Vec<Value>) -> String {
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn offline_report_compliant_non_compliant_no_evidence_and_unmatched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let good = signed_image("rep-good");
+    let bare = unsigned_image("rep-bare");
+    let evil = unsigned_image("rep-evil");
+    let k = kit();
+    let b = k.path(&format!("{}.json", repo_name("e")));
+    k.tk(&[
+        "sign-provenance",
+        &evil.pinned(),
+        "--identity",
+        "https://github.com/evil/x/.github/workflows/b.yml@refs/heads/main",
+        "--issuer",
+        GH_ISS,
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    k.tk(&["attach", &evil.pinned(), b.to_str().unwrap()]);
+    // A pod owned by a ReplicaSet is represented by its Deployment.
+    let owned = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-7d9-x", "namespace": "team-a",
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9", "uid": "u", "controller": true}]},
+        "spec": {"containers": [{"name": "api", "image": bare.tagged}]}});
+    let input = list(vec![
+        deployment("team-a", "api", "payments", &good.tagged),
+        deployment("team-a", "worker", "payments", &bare.tagged),
+        deployment("team-b", "search", "search", &evil.tagged),
+        deployment("other", "tool", "ops", &good.tagged),
+        owned,
+    ]);
+    let input = temp_file(dir.path(), "workloads.json", &input);
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["apiVersion"], "provgate.dev/report/v1");
+    let w = |name: &str| {
+        r["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        r["workloads"].as_array().unwrap().len(),
+        4,
+        "the owned pod was counted: {out}"
+    );
+    assert_eq!(w("api")["compliant"], true);
+    assert_eq!(w("api")["images"][0]["digest"], good.digest.as_str());
+    assert_eq!(
+        w("api")["images"][0]["contracts"][0]["evidenceUsed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(w("worker")["compliant"], false);
+    assert_eq!(w("worker")["images"][0]["noVerifiableEvidence"], true);
+    assert!(
+        w("worker")["images"][0]["denials"][0]
+            .as_str()
+            .unwrap()
+            .contains("Fix:")
+    );
+    assert_eq!(w("search")["compliant"], false);
+    assert_eq!(
+        w("search")["images"][0]["contracts"][0]["ignored"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(w("tool")["images"][0]["unmatched"], true);
+    assert_eq!(w("tool")["outcome"], "deny");
+    assert_eq!(
+        r["summary"]["total"],
+        json!({"workloads": 4, "compliant": 1, "wouldDeny": 3})
+    );
+    assert_eq!(
+        r["summary"]["byTeam"]["payments"],
+        json!({"workloads": 2, "compliant": 1, "wouldDeny": 1})
+    );
+    assert_eq!(r["summary"]["byNamespace"]["team-b"]["compliant"], 0);
+    // The table groups by namespace and ends with the summary.
+    let (code, out, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("namespace team-a")
+            && out.contains("Deployment/worker team=payments: NON-COMPLIANT"),
+        "{out}"
+    );
+    assert!(out.contains("1 of 4 workloads compliant"), "{out}");
+    assert!(out.contains("team payments: 1 of 2 compliant"), "{out}");
+    // --fail-on-noncompliant makes it a gate.
+    let (code, _, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-o",
+        "summary",
+        "--fail-on-noncompliant",
+    ]);
+    assert_eq!(code, 2);
+}
+
+/// A stricter contract: provenance AND the signer's workflow ref on a tag.
+fn tightened() -> TestContract {
+    TestContract {
+        name: "needs-provenance".into(),
+        version: "2".into(),
+        rego: format!(
+            "{}\ndeny contains {{\"msg\": \"provenance must come from a tagged release\", \"requirement\": \"release-tag\", \"fix\": \"build releases from a v* tag\"}} if {{\n\tsome a in input.attestations\n\tnot startswith(a.signer.extensions.sourceRepositoryRef, \"refs/tags/\")\n}}\n",
+            crate::common::server::NEEDS_PROVENANCE
+        ),
+    }
+}
+
+#[test]
+fn impact_preview_lists_exactly_the_workloads_the_change_affects() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let good = signed_image("imp-good");
+    let bare = unsigned_image("imp-bare");
+    let input = temp_file(
+        dir.path(),
+        "w.json",
+        &list(vec![
+            deployment("team-a", "api", "payments", &good.tagged),
+            deployment("team-a", "old", "payments", &bare.tagged),
+        ]),
+    );
+    let proposed = dir.path().join("proposed");
+    tightened().write(&proposed);
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--contracts",
+        proposed.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        code, 2,
+        "a newly denied workload must fail the preview: {out}{err}"
+    );
+    let i: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(i["newlyDenied"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(i["newlyDenied"][0]["workload"], "team-a/Deployment/api");
+    assert_eq!(i["newlyDenied"][0]["before"], "allow");
+    assert!(
+        i["newlyDenied"][0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("release-tag")
+    );
+    assert_eq!(i["improved"].as_array().unwrap().len(), 0);
+    assert_eq!(i["newlyWarned"].as_array().unwrap().len(), 0);
+    // The reverse change improves exactly one workload and denies nothing.
+    let relaxed = dir.path().join("relaxed");
+    TestContract {
+        name: "needs-provenance".into(),
+        version: "0".into(),
+        rego: "package provgate.contract\n\ndeny contains \"never\" if { false }\n".into(),
+    }
+    .write(&relaxed);
+    let (code, out, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--contracts",
+        relaxed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("would improve (1):")
+            && out.contains("team-a/Deployment/old team=payments: deny -> allow"),
+        "{out}"
+    );
+    assert!(out.contains("0 newly denied"), "{out}");
+}
+
+#[test]
+fn s4_a_running_workload_fails_a_tightened_contract_previewed_first() {
+    // 1. A workload is admitted under contract v1 and runs.
+    let s = Server::start(Setup {
+        bindings: "  - name: teams\n    contracts: [needs-provenance]\n    mode: enforce\n    match: {namespaces: [\"team-*\"]}\n".into(),
+        ..Setup::default()
+    });
+    let img = signed_image("s4");
+    assert!(allowed(&s.review(
+        "/validate",
+        &review_of(&[
+            "--deployment",
+            "api",
+            "--image",
+            &img.tagged,
+            "--namespace",
+            "team-a"
+        ])
+    )));
+    let running = temp_file(
+        s.dir.path(),
+        "running.json",
+        &list(vec![deployment("team-a", "api", "payments", &img.tagged)]),
+    );
+    let cfg = s.dir.path().join("config.yaml");
+    // 4. Before the change, the preview shows what v2 would break.
+    let proposed = s.dir.path().join("proposed");
+    tightened().write(&proposed);
+    let (code, out, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        running.to_str().unwrap(),
+        "--contracts",
+        proposed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("would newly be DENIED (1):")
+            && out.contains("provenance must come from a tagged release"),
+        "{out}"
+    );
+    // 2. The contract is tightened (in place, hot-reloaded by the server).
+    tightened().write(&s.dir.path().join("contracts"));
+    // 3. The report shows the workload non-compliant with the new message.
+    let (code, out, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        running.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["workloads"][0]["compliant"], false);
+    assert_eq!(
+        r["workloads"][0]["images"][0]["contracts"][0]["version"],
+        "2"
+    );
+    assert_eq!(
+        r["workloads"][0]["images"][0]["contracts"][0]["deny"][0]["requirement"],
+        "release-tag"
+    );
+    // And admission now denies a new deploy of it too.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = s.review(
+            "/validate",
+            &review_of(&[
+                "--deployment",
+                "api2",
+                "--image",
+                &img.tagged,
+                "--namespace",
+                "team-a",
+            ]),
+        );
+        if !allowed(&v) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the tightened contract was not hot-reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn inventory_keys(inv: &provgate::report::inventory::Inventory) -> Vec<String> {
+    inv.snapshot().keys().cloned().collect()
+}
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn in_cluster_inventory_follows_add_modify_delete_resumes_watches_and_relists_on_410() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    k.set_pods(vec![pod(
+        "team-a",
+        "a",
+        &[("app", "ghcr.io/acme/a:1")],
+        json!({}),
+        5,
+    )]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let inv = std::sync::Arc::new(provgate::report::inventory::Inventory::default());
+    let _tasks = rt.block_on(async {
+        let client = provgate::report::inventory::client(Some(&api.url))
+            .await
+            .unwrap();
+        provgate::report::inventory::watch_all(client, inv.clone())
+    });
+    wait_until("the first list", || {
+        inventory_keys(&inv) == ["team-a/Pod/a"]
+    });
+    wait_until("the pod watch", || k.watching());
+    assert!(
+        k.watches()[0].contains(&format!("resourceVersion={}", 6))
+            || k.watches()[0].contains("resourceVersion="),
+        "{:?}",
+        k.watches()
+    );
+    // Add, modify, delete.
+    let rv = k.next_rv();
+    assert!(k.event(
+        "ADDED",
+        pod("team-b", "b", &[("app", "ghcr.io/acme/b:1")], json!({}), rv)
+    ));
+    wait_until("the added pod", || {
+        inventory_keys(&inv) == ["team-a/Pod/a", "team-b/Pod/b"]
+    });
+    let rv = k.next_rv();
+    assert!(k.event(
+        "MODIFIED",
+        pod("team-a", "a", &[("app", "ghcr.io/acme/a:2")], json!({}), rv)
+    ));
+    wait_until("the modified pod", || {
+        inv.snapshot()["team-a/Pod/a"].images[0].image == "ghcr.io/acme/a:2"
+    });
+    let deleted_rv = k.next_rv();
+    assert!(k.event(
+        "DELETED",
+        pod(
+            "team-b",
+            "b",
+            &[("app", "ghcr.io/acme/b:1")],
+            json!({}),
+            deleted_rv
+        )
+    ));
+    wait_until("the deleted pod", || {
+        inventory_keys(&inv) == ["team-a/Pod/a"]
+    });
+    // The API server closes the watch: it is resumed from the last version.
+    let lists_before = k.lists().len();
+    assert!(k.close_watch());
+    wait_until("a resumed watch", || k.watches().len() >= 2 && k.watching());
+    assert!(
+        k.watches()[1].contains(&format!("resourceVersion={deleted_rv}")),
+        "{:?}",
+        k.watches()
+    );
+    assert_eq!(
+        k.lists().len(),
+        lists_before,
+        "a closed watch must not relist"
+    );
+    // 410 Gone: relist (what changed meanwhile comes with it).
+    k.set_pods(vec![pod(
+        "team-c",
+        "c",
+        &[("app", "ghcr.io/acme/c:1")],
+        json!({}),
+        50,
+    )]);
+    assert!(k.gone());
+    wait_until("the relist after 410", || {
+        inventory_keys(&inv) == ["team-c/Pod/c"]
+    });
+    assert_eq!(k.lists().len(), lists_before + 1);
+    wait_until("a watch after the relist", || k.watching());
+}
+
+#[test]
+fn continuous_mode_serves_the_report_and_gauges_and_reevaluates_on_change() {
+    let api = FakeKube::start();
+    let good = signed_image("cont-good");
+    let bare = unsigned_image("cont-bare");
+    api.kube.set_pods(vec![pod(
+        "team-a",
+        "web",
+        &[("web", &good.tagged)],
+        json!({"team": "web"}),
+        3,
+    )]);
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(b"report-reader"))
+    };
+    let s = Server::start(Setup {
+        bindings: "  - name: teams\n    contracts: [needs-provenance]\n    mode: enforce\n".into(),
+        extra: format!(
+            "report: {{teamLabel: team, continuous: {{enabled: true, interval: 1h, concurrency: 2, apiServer: \"{}\"}}}}\ngate: {{tokens: [{{name: dash, sha256: \"{sha}\"}}]}}\n",
+            api.url
+        ),
+        ..Setup::default()
+    });
+    let get = |auth: Option<&str>| -> (u16, Value) {
+        s.rt.block_on(async {
+            let mut r = s.client.get(format!("{}/v1/report", s.base));
+            if let Some(a) = auth {
+                r = r.bearer_auth(a);
+            }
+            let resp = r.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    assert_eq!(
+        get(None).0,
+        401,
+        "the report needs the gate's authentication"
+    );
+    wait_until("the first report", || get(Some("report-reader")).0 == 200);
+    let (_, r) = get(Some("report-reader"));
+    assert_eq!(r["summary"]["total"]["compliant"], 1, "{r}");
+    assert!(
+        s.metrics().contains(
+            "provgate_workloads{namespace=\"team-a\",team=\"web\",status=\"compliant\"} 1"
+        )
+    );
+    // A new non-compliant pod appears: re-evaluated without a full pass.
+    let rv = api.kube.next_rv();
+    wait_until("the watch", || api.kube.watching());
+    assert!(api.kube.event(
+        "ADDED",
+        pod(
+            "team-a",
+            "job",
+            &[("job", &bare.tagged)],
+            json!({"team": "batch"}),
+            rv
+        )
+    ));
+    wait_until("the new workload in the report", || {
+        get(Some("report-reader")).1["summary"]["total"]["workloads"] == 2
+    });
+    let (_, r) = get(Some("report-reader"));
+    assert_eq!(
+        r["summary"]["byTeam"]["batch"],
+        json!({"workloads": 1, "compliant": 0, "wouldDeny": 1})
+    );
+    let m = s.metrics();
+    assert!(
+        m.contains(
+            "provgate_workloads{namespace=\"team-a\",team=\"batch\",status=\"non-compliant\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("provgate_workloads_would_deny{namespace=\"team-a\",team=\"batch\",status=\"would-deny\"} 1"), "{m}");
+    // A contract change re-evaluates everything: relaxed, all compliant.
+    s.write(
+        "contracts/needs-provenance/policy.rego",
+        "package provgate.contract\n\ndeny contains \"never\" if { false }\n",
+    );
+    wait_until("re-evaluation after the reload", || {
+        get(Some("report-reader")).1["summary"]["total"]["compliant"] == 2
+    });
+}
+
+/// Pushes a tiny image straight to the kit registry (monolithic uploads),
+/// far faster than a process per image. Returns the manifest digest.
+async fn push_direct(
+    client: &reqwest::Client,
+    base: &str,
+    auth: (&str, &str),
+    repo: &str,
+    tag: &str,
+    seed: usize,
+) -> String {
+    use sha2::Digest as _;
+    let blob = |bytes: Vec<u8>| {
+        let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        (d, bytes)
+    };
+    let (cfg_d, cfg) = blob(
+        format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed}}}").into_bytes(),
+    );
+    let (layer_d, layer) = blob(format!("layer {seed}").into_bytes());
+    for (d, bytes) in [(&cfg_d, cfg.clone()), (&layer_d, layer.clone())] {
+        let r = client
+            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+            .basic_auth(auth.0, Some(auth.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "start upload");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let r = client
+            .put(format!("{url}{sep}digest={d}"))
+            .basic_auth(auth.0, Some(auth.1))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "finish upload");
+    }
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_d, "size": cfg.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer.len()}]}).to_string();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(manifest.as_bytes()))
+    );
+    let r = client
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "manifest {}", r.status());
+    digest
+}
+
+#[test]
+fn scale_5000_pods_over_200_digests_discover_each_digest_once() {
+    let k = kit();
+    let base = format!("http://{}", k.registry());
+    let user = k.var("TESTKIT_REGISTRY_USER");
+    let pass = k.var("TESTKIT_REGISTRY_PASS");
+    let prefix = repo_name("scale");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let images: Vec<(String, String)> = rt.block_on(async {
+        let futs = (0..200).map(|i| {
+            let (client, base, user, pass) =
+                (client.clone(), base.clone(), user.clone(), pass.clone());
+            let repo = format!("{prefix}/svc{i}");
+            async move {
+                let d = push_direct(&client, &base, (&user, &pass), &repo, "v1", i).await;
+                (format!("{}/{repo}", kit().registry()), d)
+            }
+        });
+        futures_util::future::join_all(futs).await
+    });
+    // Ten of them carry kit-signed provenance, so verification is exercised.
+    for (repo, digest) in images.iter().take(10) {
+        let img = KitImage {
+            repo: repo.clone(),
+            tagged: format!("{repo}:v1"),
+            digest: digest.clone(),
+        };
+        let b = k.path(&format!("{}.json", repo_name("sc")));
+        k.sign_provenance(&img.pinned(), &b, &[]);
+        k.tk(&["attach", &img.pinned(), b.to_str().unwrap()]);
+    }
+    // 5,000 pods: 25 per image, half by tag, half pinned.
+    let pods: Vec<Value> = (0..5000)
+        .map(|p| {
+            let (repo, digest) = &images[p % 200];
+            let image = if (p / 200) % 2 == 0 { format!("{repo}:v1") } else { format!("{repo}@{digest}") };
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p{p}"), "namespace": format!("team-{}", p % 7),
+                "labels": {"team": format!("t{}", p % 5)}}, "spec": {"containers": [{"name": "app", "image": image}]}})
+        })
+        .collect();
+    let workloads = provgate::report::workloads_from_list(list(pods).as_bytes()).unwrap();
+    assert_eq!(workloads.len(), 5000);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let config = provgate::config::Config::load(&cfg).unwrap();
+    let metrics = std::sync::Arc::new(provgate::metrics::Metrics::new());
+    let engine = provgate::engine::Engine::new(
+        config,
+        metrics.clone(),
+        std::sync::Arc::new(provgate::clock::SystemClock),
+    );
+    let started = Instant::now();
+    let report = rt.block_on(provgate::report::evaluate(
+        &engine,
+        engine.runtime(),
+        &workloads,
+        16,
+    ));
+    let took = started.elapsed();
+    assert_eq!(report.summary.total.workloads, 5000);
+    assert_eq!(
+        report.summary.total.compliant,
+        10 * 25,
+        "{:?}",
+        report.summary.total
+    );
+    assert_eq!(report.summary.digests, 200);
+    let text = metrics.encode();
+    let count = |kind: &str| -> u64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("provgate_registry_requests_total{")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+            .sum()
+    };
+    // One discovery per digest (its referrers request), one resolution per tag.
+    assert_eq!(count("referrers"), 200, "{text}");
+    assert_eq!(count("resolve"), 200, "{text}");
+    eprintln!(
+        "scale: 5000 pods, 200 digests, {} registry requests, {:.2} s ({} workers x 16 concurrent)",
+        metrics.registry_request_count(),
+        took.as_secs_f64(),
+        2
+    );
+    let _ = GH_ID;
+}
+
+#[test]
+fn report_cluster_lists_workloads_from_the_api() {
+    let api = FakeKube::start();
+    let good = signed_image("cl-good");
+    api.kube.set_pods(vec![
+        pod(
+            "team-a",
+            "web",
+            &[("web", &good.tagged)],
+            json!({"team": "web"}),
+            3,
+        ),
+        pod(
+            "team-a",
+            "sh",
+            &[("sh", &unsigned_image("cl-bare").tagged)],
+            json!({}),
+            4,
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cluster",
+        "--api-server",
+        &api.url,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["summary"]["total"],
+        json!({"workloads": 2, "compliant": 1, "wouldDeny": 1}),
+        "{out}"
+    );
+    assert_eq!(api.kube.lists().len(), 1);
+}
