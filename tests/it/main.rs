@@ -5,6 +5,7 @@
 //! run and stopped when the test process exits.
 
 mod common;
+mod discovery;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

@@ -4,6 +4,7 @@
 
 pub mod evidence;
 pub mod kit;
+pub mod registry;
 
 use std::path::PathBuf;
 
