@@ -6,6 +6,7 @@
 
 mod common;
 mod discovery;
+mod hostile;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;
