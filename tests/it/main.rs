@@ -6,6 +6,7 @@
 
 mod common;
 mod discovery;
+mod discovery_cli;
 mod hostile;
 mod verify_fixtures;
 mod verify_kit;
