@@ -402,6 +402,16 @@ async fn hostile_redirect_to_another_host_never_carries_the_bearer_token() {
         requests.iter().any(|r| r.kind == RequestKind::Token),
         "{requests:#?}"
     );
+    println!("cold discovery against a bearer-token registry:");
+    for r in &requests {
+        println!(
+            "  {:<9} {:<4} {} -> {}",
+            r.kind.as_str(),
+            r.method,
+            r.url,
+            r.outcome
+        );
+    }
     let at_b = storage.requests();
     assert_eq!(at_b.len(), 1);
     assert!(at_b[0].header("authorization").is_none(), "{at_b:?}");
