@@ -696,6 +696,21 @@ async fn discovery_cold_with_two_bundles_costs_a_known_number_of_requests() {
     assert_eq!(obs.count(), resolve_requests.len() + requests.len());
     assert_eq!(obs.count(), 9);
 
+    // provgate's own metrics count the same: one more cold run with
+    // `Metrics` as the observer.
+    let metrics = Arc::new(provgate::metrics::Metrics::new());
+    let regs = kit_registries(metrics.clone());
+    let (resolved, _) = ok(regs.resolve(&tagged, &creds).await);
+    ok(regs
+        .discover(
+            &tagged,
+            &resolved.digest,
+            resolved.media_type.as_deref(),
+            &creds,
+        )
+        .await);
+    assert_eq!(metrics.registry_request_count(), 9);
+
     // Pinned by digest without a known media type, discovery also fetches
     // the image manifest (to learn whether it is an index): one more.
     let obs = CountingObserver::new();
