@@ -8,9 +8,9 @@
 //! the digest-pinning patch writes to).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
+use libfuzzer_sys::fuzz_target;
 use provgate::admission::images::images_of;
 use serde_json::Value;
 

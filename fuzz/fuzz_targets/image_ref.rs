@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         // Distribution's grammar: repository path components are lower case.
-        assert!(!upper_repository, "{s:?} gives repository {:?}", r.repository());
+        assert!(
+            !upper_repository,
+            "{s:?} gives repository {:?}",
+            r.repository()
+        );
         let printed = r.to_string();
         match ImageRef::parse(&printed) {
             Ok(again) => assert_eq!(again, r, "{s:?} printed as {printed:?}"),

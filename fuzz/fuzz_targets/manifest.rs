@@ -13,7 +13,12 @@ fn check(d: &Descriptor) {
     let _ = is_sigstore_bundle(&d.media_type);
     let _ = d.artifact_type.as_deref().map(is_sigstore_bundle);
     // Digests are validated while parsing.
-    assert!(d.digest.to_string().parse::<provgate::digest::Digest>().is_ok());
+    assert!(
+        d.digest
+            .to_string()
+            .parse::<provgate::digest::Digest>()
+            .is_ok()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

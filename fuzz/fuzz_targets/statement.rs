@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         for d in &subject.digests {
             assert!(s.binds(d));
             // Every digest kept is canonical.
-            assert_eq!(d.to_string().parse::<provgate::digest::Digest>().as_ref(), Ok(d));
+            assert_eq!(
+                d.to_string().parse::<provgate::digest::Digest>().as_ref(),
+                Ok(d)
+            );
         }
     }
     assert!(s.json().is_object());
