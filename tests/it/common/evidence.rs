@@ -90,7 +90,8 @@ impl Image {
 }
 
 /// Pushes an image to a fresh repository (`prefix…/app`); `extra` goes to
-/// `push-image` (e.g. `--seed s` for a different digest).
+/// `push-image` (e.g. `--layers 1 --size 1024 --seed s` for a different
+/// digest: `--seed` alone does not change the default image).
 pub fn push_image(prefix: &str, extra: &[&str]) -> Image {
     let k = kit();
     let path = format!("{}/app", repo_name(prefix));

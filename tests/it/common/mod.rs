@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod evidence;
+pub mod fake;
 pub mod fakekube;
 pub mod kit;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 
 use std::path::PathBuf;
