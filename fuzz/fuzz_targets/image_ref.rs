@@ -2,23 +2,15 @@
 //! parsing, with round trips: a parsed reference prints in a normalised
 //! form that parses back to the same reference.
 //!
-//! Known bug (see README.md, "Findings"): a first path component with an
-//! upper-case letter and no `.`/`:` (`Library/ngin`, `Evil/app`) is taken
-//! as part of a Docker Hub repository (`docker.io/Library/ngin`), which is
-//! not a valid reference, while Docker and containerd take it as a registry
-//! host. Such inputs are skipped unless `PROVGATE_FUZZ_KNOWN_BUGS=1`.
+//! Found by this target (fixed; `regressions/image_ref`): a first path
+//! component with an upper-case letter (`Library/ngin`) was filed under
+//! Docker Hub, while Docker and containerd take it as a registry host. Such
+//! references are now refused.
 #![no_main]
-
-use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use provgate::digest::Digest;
 use provgate::oci::ImageRef;
-
-fn known_bugs() -> bool {
-    static K: OnceLock<bool> = OnceLock::new();
-    *K.get_or_init(|| std::env::var_os("PROVGATE_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "1"))
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -27,9 +19,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = ImageRef::parse(s) {
         let _ = (r.registry_host(), r.name(), r.tag(), r.digest());
         let upper_repository = r.repository().bytes().any(|b| b.is_ascii_uppercase());
-        if upper_repository && !known_bugs() {
-            return;
-        }
         // Distribution's grammar: repository path components are lower case.
         assert!(
             !upper_repository,

@@ -92,8 +92,13 @@ pub struct DecisionRequest {
 #[non_exhaustive]
 pub enum PipelineError {
     /// The registry failed or refused.
-    #[error(transparent)]
-    Registry(RegistryError),
+    #[error("{error}")]
+    Registry {
+        /// What failed.
+        error: RegistryError,
+        /// The requests made until it did (for `--explain`).
+        requests: Vec<RequestRecord>,
+    },
     /// The deadline passed before the image was judged.
     #[error("no answer within the admission deadline ({0} ms)")]
     Deadline(u64),
@@ -106,9 +111,24 @@ impl PipelineError {
     /// Transient errors may degrade and are never cached.
     pub fn class(&self) -> ErrorClass {
         match self {
-            PipelineError::Registry(e) => e.class(),
+            PipelineError::Registry { error, .. } => error.class(),
             PipelineError::Deadline(_) => ErrorClass::Transient,
             PipelineError::Internal(_) => ErrorClass::Permanent,
+        }
+    }
+
+    /// The registry requests made before the error.
+    pub fn requests(&self) -> &[RequestRecord] {
+        match self {
+            PipelineError::Registry { requests, .. } => requests,
+            _ => &[],
+        }
+    }
+
+    fn registry(traced_requests: Vec<RequestRecord>) -> impl FnOnce(RegistryError) -> Self {
+        move |error| PipelineError::Registry {
+            error,
+            requests: traced_requests,
         }
     }
 }
@@ -190,7 +210,7 @@ type Shared<T> = Arc<T>;
 
 struct Caches {
     // Coalescing caches (concurrent misses of one key share one fetch).
-    tags: Cache<TagKey, Shared<Resolved>>,
+    tags: Cache<TagKey, Shared<(Resolved, Vec<RequestRecord>)>>,
     evidence: Cache<EvidenceKey, Shared<EvidenceSet>>,
     // Plain caches.
     tags_negative: SyncCache<TagKey, Shared<PipelineError>>,
@@ -526,16 +546,17 @@ impl Engine {
         }
         let creds = rt.config.credentials_for(req.context.namespace.as_deref());
         let policy = rt.config.registry_policy(reference.registry()).clone();
-        let resolved = match self.resolve(rt, &reference, &creds).await {
+        let (resolved, resolve_requests) = match self.resolve(rt, &reference, &creds).await {
             Ok(r) => r,
             Err(e) => {
+                p.requests = e.requests().to_vec();
                 let lkg = self
                     .lkg_resolution(rt, &reference, &creds, &policy, now)
                     .await;
                 match (e.class(), lkg) {
                     (ErrorClass::Transient, Some((r, at))) => {
                         p.degraded = Some(self.degrade(&reference, &e, "last-known-good", at));
-                        r
+                        (r, p.requests.clone())
                     }
                     _ => return self.failed(p, rt, &reference, e),
                 }
@@ -543,11 +564,14 @@ impl Engine {
         };
         match self.evidence(rt, &reference, &resolved, &creds).await {
             Ok(set) => {
-                p.requests = set.requests.clone();
+                p.requests = resolve_requests;
+                p.requests.extend(set.requests.iter().cloned());
                 p.digest = Some(resolved.digest.clone());
                 p.evidence = Ok(Some(set));
             }
             Err(e) => {
+                p.requests = resolve_requests;
+                p.requests.extend(e.requests().iter().cloned());
                 let key = self.evidence_key(rt, &reference, &resolved, &creds);
                 let lkg = if policy.failure == FailurePolicy::LastKnownGood {
                     self.caches
@@ -744,13 +768,16 @@ impl Engine {
         rt: &Runtime,
         image: &ImageRef,
         creds: &Arc<CredentialSet>,
-    ) -> Result<Resolved, PipelineError> {
+    ) -> Result<(Resolved, Vec<RequestRecord>), PipelineError> {
         if let Some(d) = image.digest() {
-            return Ok(Resolved {
-                digest: d.clone(),
-                media_type: None,
-                pinned: true,
-            });
+            return Ok((
+                Resolved {
+                    digest: d.clone(),
+                    media_type: None,
+                    pinned: true,
+                },
+                Vec::new(),
+            ));
         }
         let key = self.tag_key(rt, image, creds);
         if let Some(e) = self.caches.tags_negative.get(&key) {
@@ -764,7 +791,11 @@ impl Engine {
             .try_get_with(key.clone(), async {
                 missed.store(true, Ordering::Relaxed);
                 let traced = rt.registries.resolve(image, creds).await;
-                traced.result.map(Arc::new).map_err(PipelineError::Registry)
+                let requests = traced.requests;
+                match traced.result {
+                    Ok(r) => Ok(Arc::new((r, requests))),
+                    Err(e) => Err(PipelineError::registry(requests)(e)),
+                }
             })
             .await;
         self.metrics.cache_result(
@@ -779,7 +810,7 @@ impl Engine {
             Ok(r) => {
                 self.caches
                     .lkg_tags
-                    .insert(key, Arc::new(((*r).clone(), self.clock.now())));
+                    .insert(key, Arc::new((r.0.clone(), self.clock.now())));
                 Ok((*r).clone())
             }
             Err(e) => {
@@ -861,7 +892,11 @@ impl Engine {
             )
             .await;
         observe(&self.metrics.registry_seconds, started.elapsed());
-        let discovery = traced.result.map_err(PipelineError::Registry)?;
+        let requests = traced.requests;
+        let discovery = match traced.result {
+            Ok(d) => d,
+            Err(e) => return Err(PipelineError::registry(requests)(e)),
+        };
         let verifier = rt.verifier.clone();
         let metrics = self.metrics.clone();
         let pieces = discovery.evidence;
@@ -876,7 +911,7 @@ impl Engine {
             rejected,
             notes: discovery.notes,
             registry: discovery.registry,
-            requests: traced.requests,
+            requests,
             fetched_at: self.clock.now(),
         })
     }

@@ -51,6 +51,16 @@ impl ImageRef {
             return Err(err("empty or surrounded by whitespace".into()));
         }
         let parsed: oci_client::Reference = s.parse().map_err(|e| err(format!("{e}")))?;
+        // Docker and containerd read an upper-case first path component as
+        // a registry host (`Library/app` is host `Library`), while
+        // oci-client's parser files it under Docker Hub: judging one image
+        // while the node pulls another. Repository names are lower case, so
+        // such a reference is refused rather than guessed at.
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(err(
+                "repository names must be lower case (an upper-case first component would name a registry host)".into(),
+            ));
+        }
         let digest = parsed
             .digest()
             .map(|d| d.parse::<Digest>().map_err(|e| err(e.to_string())))
@@ -177,6 +187,14 @@ impl Serialize for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upper_case_first_component_is_refused_not_filed_under_docker_hub() {
+        let e = ImageRef::parse("Library/ngin").unwrap_err();
+        assert!(e.to_string().contains("lower case"), "{e}");
+        assert!(ImageRef::parse("ghcr.io/Acme/app:1").is_err());
+        assert!(ImageRef::parse("REGISTRY.example.com/acme/app:1").is_ok());
+    }
 
     const HEX: &str = "00c669552a5008487c579f75e6f965234e458745857b9de2dfa62bbdb3e61f0a";
 

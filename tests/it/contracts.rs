@@ -178,6 +178,28 @@ fn s1_untrusted_signer_evidence_is_listed_as_ignored_by_check_explain() {
     );
     assert!(text.contains("https://github.com/evil/app"), "{text}");
     assert!(text.contains("registry requests ("), "{text}");
+    assert!(
+        text.contains("resolve   HEAD"),
+        "the tag resolution is not listed: {text}"
+    );
+    // A failed lookup lists the requests that failed.
+    let missing = format!("{}:no-such-tag", evil.repo);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provgate"))
+        .args([
+            "check",
+            &missing,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--explain",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let req = &v["images"][0]["requests"][0];
+    assert_eq!(req["kind"], "resolve", "{v}");
+    assert_eq!(req["outcome"], "404", "{v}");
 }
 
 fn dockerfile_predicate(base_digest: &str) -> serde_json::Value {
