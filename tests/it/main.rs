@@ -13,6 +13,7 @@ mod discovery_cli;
 mod faults;
 mod gate;
 mod hostile;
+mod registry_options;
 mod report;
 mod verify_fixtures;
 mod verify_kit;
