@@ -367,6 +367,10 @@ pub struct AdmissionSpec {
     /// Images per object.
     #[serde(default = "default_max_images")]
     pub max_images: usize,
+    /// The Kubernetes API for namespace labels (default: the in-cluster
+    /// service account configuration); used with `trustNamespaceLabels`.
+    #[serde(default)]
+    pub api_server: Option<String>,
 }
 
 fn default_adm_timeout() -> Dur {
@@ -387,6 +391,7 @@ impl Default for AdmissionSpec {
             default_timeout: default_adm_timeout(),
             deadline_margin: default_margin(),
             max_images: default_max_images(),
+            api_server: None,
         }
     }
 }

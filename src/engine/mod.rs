@@ -24,6 +24,7 @@
 //! is not an error of the registry and never degrades.
 
 pub mod decision;
+pub mod namespaces;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -288,6 +289,7 @@ struct Evaluated {
 pub struct Engine {
     runtime: ArcSwap<Runtime>,
     generation: std::sync::atomic::AtomicU64,
+    namespaces: arc_swap::ArcSwapOption<namespaces::NamespaceLabels>,
     caches: Caches,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
@@ -327,6 +329,7 @@ impl Engine {
         Engine {
             runtime: ArcSwap::from_pointee(Runtime::new(config, metrics.clone())),
             generation: std::sync::atomic::AtomicU64::new(0),
+            namespaces: arc_swap::ArcSwapOption::empty(),
             caches,
             metrics,
             clock,
@@ -336,6 +339,12 @@ impl Engine {
     /// The runtime in force.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// Where namespace labels come from (for bindings selecting namespaces
+    /// by label, when `admission.trustNamespaceLabels` is on).
+    pub fn set_namespace_labels(&self, source: namespaces::NamespaceLabels) {
+        self.namespaces.store(Some(Arc::new(source)));
     }
 
     /// Increases on every [`Engine::reload`].
@@ -378,6 +387,20 @@ impl Engine {
     /// registry settings and trust material, so only what the proposal
     /// changes is fetched again.
     pub async fn decide_with(&self, rt: Arc<Runtime>, req: &DecisionRequest) -> Vec<ImageDecision> {
+        let with_labels;
+        let req = match self.namespace_labels(&rt, req).await {
+            Some(labels) => {
+                with_labels = DecisionRequest {
+                    context: RequestContext {
+                        namespace_labels: labels,
+                        ..req.context.clone()
+                    },
+                    ..req.clone()
+                };
+                &with_labels
+            }
+            None => req,
+        };
         let now = self.clock.now();
         let started = Instant::now();
         // Stage 1, once per distinct image string, in parallel.
@@ -437,6 +460,31 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// The namespace's labels, when bindings may select by them and the
+    /// request does not carry them.
+    async fn namespace_labels(
+        &self,
+        rt: &Runtime,
+        req: &DecisionRequest,
+    ) -> Option<BTreeMap<String, String>> {
+        if !rt.config.spec.admission.trust_namespace_labels
+            || !req.context.namespace_labels.is_empty()
+        {
+            return None;
+        }
+        let ns = req.context.namespace.as_deref()?;
+        let source = self.namespaces.load_full()?;
+        match source.labels(ns).await {
+            Ok(l) => Some((*l).clone()),
+            Err(e) => {
+                // Unknown labels: label-selected bindings do not match, and
+                // the image falls to `unmatched` (deny by default).
+                tracing::warn!(namespace = ns, error = %e, "namespace labels unavailable");
+                None
+            }
+        }
     }
 
     /// The bindings (or gate-selected contracts) that apply.

@@ -196,6 +196,19 @@ pub async fn start_with_clock(
 
     let mut state = AppState::new(engine.clone(), Arc::new(log), ready.clone());
     let mut tasks = Vec::new();
+    let admission = engine.runtime().config.spec.admission.clone();
+    if admission.trust_namespace_labels {
+        match crate::report::inventory::client(admission.api_server.as_deref()).await {
+            Ok(client) => engine.set_namespace_labels(
+                crate::engine::namespaces::NamespaceLabels::new(client, Duration::from_secs(60)),
+            ),
+            // Without a source, label-selected bindings match nothing: the
+            // images they would cover fall to `unmatched`.
+            Err(e) => {
+                tracing::error!(error = %e, "admission.trustNamespaceLabels is on but the Kubernetes API is unavailable")
+            }
+        }
+    }
     let continuous = engine.runtime().config.spec.report.continuous.clone();
     if continuous.enabled {
         let client = crate::report::inventory::client(continuous.api_server.as_deref())

@@ -643,3 +643,58 @@ fn health_readiness_and_metrics_endpoints() {
         assert!(m.contains(name), "{name} missing from /metrics");
     }
 }
+
+#[test]
+fn namespace_label_bindings_use_the_namespaces_labels_only_when_trusted() {
+    let api = crate::common::fakekube::FakeKube::start();
+    api.kube.set_namespace(
+        "pay",
+        json!({"tier": "prod", "kubernetes.io/metadata.name": "pay"}),
+    );
+    api.kube
+        .set_namespace("dev", json!({"kubernetes.io/metadata.name": "dev"}));
+    let bindings = "  - name: prod-tier\n    contracts: [needs-provenance]\n    mode: enforce\n    match: {namespaceLabels: {tier: prod}}\n";
+    let trusted = Server::start(Setup {
+        bindings: bindings.into(),
+        extra: format!(
+            "unmatched: allow\nadmission: {{trustNamespaceLabels: true, apiServer: \"{}\"}}\n",
+            api.url
+        ),
+        ..Setup::default()
+    });
+    let deploy = |ns: &str| {
+        review_of(&[
+            "--deployment",
+            "web",
+            "--image",
+            &unsigned().tagged,
+            "--namespace",
+            ns,
+        ])
+    };
+    let v = trusted.review("/validate", &deploy("pay"));
+    assert!(
+        !allowed(&v),
+        "the label-selected binding did not apply: {v}"
+    );
+    let v = trusted.review("/validate", &deploy("dev"));
+    assert!(allowed(&v), "{v}");
+    // A namespace that cannot be read: its labels are unknown, the binding
+    // does not match, and `unmatched` decides (here: allow; deny by default).
+    let v = trusted.review("/validate", &deploy("ghost"));
+    assert!(allowed(&v), "{v}");
+    // Cached: a second review of `pay` does not read the namespace again.
+    let gets = api.kube.namespace_gets();
+    let _ = trusted.review("/validate", &deploy("pay"));
+    assert_eq!(api.kube.namespace_gets(), gets);
+    // Not opted in: namespace labels are never consulted.
+    let untrusted = Server::start(Setup {
+        bindings: bindings.into(),
+        extra: format!(
+            "unmatched: allow\nadmission: {{trustNamespaceLabels: false, apiServer: \"{}\"}}\n",
+            api.url
+        ),
+        ..Setup::default()
+    });
+    assert!(allowed(&untrusted.review("/validate", &deploy("pay"))));
+}

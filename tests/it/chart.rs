@@ -45,6 +45,7 @@ const SCENARIOS: &[&str] = &[
     "full",
     "genca-upgrade",
     "mutating",
+    "namespace-labels",
     "network-policy",
     "opt-out-label",
     "report-continuous",
@@ -943,6 +944,7 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
     for r in renders() {
         let ctx = r.scenario.as_str();
         let report = r.flag("report.continuous.enabled");
+        let ns_labels = r.flag("config.admission.trustNamespaceLabels");
         let sa = r
             .objects
             .iter()
@@ -962,8 +964,8 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
         );
         assert_eq!(
             r.pod().automount_service_account_token,
-            Some(report),
-            "{ctx}: a token is mounted exactly when reporting is on"
+            Some(report || ns_labels),
+            "{ctx}: a token is mounted exactly when reporting or namespace lookups are on"
         );
         assert!(
             !r.objects
@@ -971,11 +973,34 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
                 .any(|o| matches!(o, Object::Role(_) | Object::RoleBinding(_))),
             "{ctx}: namespaced RBAC"
         );
+        let is_ns =
+            |name: &Option<String>| name.as_deref().is_some_and(|n| n.ends_with("-namespaces"));
+        let ns_roles: Vec<&ClusterRole> = r
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::ClusterRole(c) if is_ns(&c.metadata.name) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if ns_labels {
+            assert_eq!(ns_roles.len(), 1, "{ctx}: namespaces role");
+            let rules = ns_roles[0].rules.as_deref().unwrap_or_default();
+            assert_eq!(rules.len(), 1, "{ctx}");
+            assert_eq!(strs(&rules[0].api_groups), [""]);
+            assert_eq!(strs(&rules[0].resources), ["namespaces"]);
+            assert_eq!(rules[0].verbs, ["get"], "{ctx}: get only");
+        } else {
+            assert!(
+                ns_roles.is_empty(),
+                "{ctx}: namespaces role without trustNamespaceLabels"
+            );
+        }
         let roles: Vec<&ClusterRole> = r
             .objects
             .iter()
             .filter_map(|o| match o {
-                Object::ClusterRole(c) => Some(c),
+                Object::ClusterRole(c) if !is_ns(&c.metadata.name) => Some(c),
                 _ => None,
             })
             .collect();
@@ -983,7 +1008,7 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
             .objects
             .iter()
             .filter_map(|o| match o {
-                Object::ClusterRoleBinding(c) => Some(c),
+                Object::ClusterRoleBinding(c) if !is_ns(&c.metadata.name) => Some(c),
                 _ => None,
             })
             .collect();

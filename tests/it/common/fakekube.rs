@@ -19,6 +19,8 @@ struct Inner {
     lists: Vec<String>,
     watches: Vec<String>,
     watcher: Option<tokio::sync::mpsc::UnboundedSender<Option<String>>>,
+    namespaces: std::collections::BTreeMap<String, Value>,
+    namespace_gets: usize,
 }
 
 /// The fake API.
@@ -57,6 +59,7 @@ impl FakeKube {
         let kube = FakeKube::default();
         let app = Router::new()
             .route("/api/v1/pods", get(pods))
+            .route("/api/v1/namespaces/{name}", get(namespace))
             .route("/api/v1/{plural}", get(empty_core))
             .route("/apis/{group}/{version}/{plural}", get(empty_group))
             .with_state(kube.clone());
@@ -77,6 +80,20 @@ impl FakeKube {
         let mut g = self.inner.lock().unwrap();
         g.resource_version += 1;
         g.pods = pods;
+    }
+
+    /// Defines a namespace with `labels`.
+    pub fn set_namespace(&self, name: &str, labels: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .namespaces
+            .insert(name.to_owned(), labels);
+    }
+
+    /// How many namespace GETs were served.
+    pub fn namespace_gets(&self) -> usize {
+        self.inner.lock().unwrap().namespace_gets
     }
 
     /// The next resource version.
@@ -165,6 +182,17 @@ async fn pods(
         (g.pods.clone(), g.resource_version)
     };
     axum::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": g.1.to_string()}, "items": g.0})).into_response()
+}
+
+async fn namespace(State(k): State<FakeKube>, Path(name): Path<String>) -> Response {
+    let mut g = k.inner.lock().unwrap();
+    g.namespace_gets += 1;
+    match g.namespaces.get(&name) {
+        Some(labels) => axum::Json(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels, "resourceVersion": "1"}})).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("namespaces \"{name}\" not found")}))).into_response(),
+    }
 }
 
 fn empty_list(kind: &str, api_version: &str) -> Response {
