@@ -31,9 +31,9 @@ pub fn run(cmd: CertsCommand) -> Result<Exit, CliError> {
         CertsCommand::Generate(a) => {
             let files = crate::certs::generate(&a.names, &a.out)
                 .map_err(|e| CliError::new("provgate certs generate", e))?;
-            println!("CA certificate (caBundle): {}", files.ca.display());
-            println!("serving certificate:       {}", files.cert.display());
-            println!("serving key:               {}", files.key.display());
+            outln!("CA certificate (caBundle): {}", files.ca.display());
+            outln!("serving certificate:       {}", files.cert.display());
+            outln!("serving key:               {}", files.key.display());
             Ok(Exit::Ok)
         }
     }

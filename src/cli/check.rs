@@ -84,7 +84,7 @@ pub fn run(args: CheckArgs) -> Result<Exit, CliError> {
     let progress =
         !args.quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     if progress {
-        eprint!(
+        err!(
             "provgate: checking {} image{}{}…",
             args.images.len(),
             if args.images.len() == 1 { "" } else { "s" },
@@ -105,12 +105,12 @@ pub fn run(args: CheckArgs) -> Result<Exit, CliError> {
         }
     });
     if progress {
-        eprint!("\r\x1b[2K");
+        err!("\r\x1b[2K");
     }
     let response = result?;
     match args.output {
         Output::Json => print_json(&response)?,
-        Output::Table => print!("{}", table(&response)),
+        Output::Table => out!("{}", table(&response)),
     }
     if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY")
         && !path.is_empty()
@@ -136,7 +136,7 @@ pub fn run(args: CheckArgs) -> Result<Exit, CliError> {
                 std::fs::write(out, text)
                     .map_err(|e| CliError::new(format!("writing {}", out.display()), e))?;
             }
-            [] => eprintln!("provgate: no VSA in the answer (denied, or the gate signs none)"),
+            [] => errln!("provgate: no VSA in the answer (denied, or the gate signs none)"),
             _ => {
                 let text = serde_json::to_string_pretty(&vsas)
                     .map_err(|e| CliError::new("encoding the VSAs", e))?;

@@ -125,12 +125,12 @@ pub fn run(cmd: ConformanceCommand) -> Result<Exit, CliError> {
         Ok((facts, _)) => match authority.admits(&facts) {
             Ok(()) => Ok(Exit::Ok),
             Err(e) => {
-                eprintln!("provgate: verification failed: {e}");
+                errln!("provgate: verification failed: {e}");
                 Ok(Exit::Denied)
             }
         },
         Err(e) => {
-            eprintln!("provgate: verification failed: {e}");
+            errln!("provgate: verification failed: {e}");
             Ok(Exit::Denied)
         }
     }

@@ -3,6 +3,27 @@
 //! Each subcommand lives in its own module and returns an [`Exit`] code;
 //! errors are printed once, with their full cause chain, by [`main`].
 
+/// `println!` that treats a closed stdout (`provgate report | head`) as the
+/// end of the output, not a crash (ripgrep's convention).
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!($($t)*), true) };
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!($($t)*), false) };
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::cli::write_err(format_args!($($t)*), true) };
+}
+
+/// `eprint!`, likewise.
+macro_rules! err {
+    ($($t:tt)*) => { $crate::cli::write_err(format_args!($($t)*), false) };
+}
+
 mod certs;
 mod check;
 mod conformance;
@@ -100,7 +121,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("provgate: error: {e:#}");
+            errln!("provgate: error: {e:#}");
             Exit::Error.into()
         }
     }
@@ -150,15 +171,42 @@ impl CliError {
     }
 }
 
+/// Writes to stdout; a broken pipe ends the process successfully.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|_| if newline { o.write_all(b"\n") } else { Ok(()) })
+        .and_then(|_| o.flush());
+    if let Err(e) = r
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Writes to stderr, ignoring errors.
+pub(crate) fn write_err(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write as _;
+    let mut e = std::io::stderr().lock();
+    let _ = e
+        .write_fmt(args)
+        .and_then(|_| if newline { e.write_all(b"\n") } else { Ok(()) });
+}
+
 /// Installs the log subscriber: JSON on stderr for the server, compact
 /// warnings for the CLI. `RUST_LOG` overrides the level.
 fn init_logging(server: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(if server { "info" } else { "warn" }));
+    // A log line that cannot be written is dropped: tracing-subscriber's
+    // default reports it with `eprintln!`, which panics on a closed stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = if server {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -179,7 +227,7 @@ pub enum Output {
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| CliError::new("encoding JSON", e))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

@@ -122,26 +122,26 @@ fn test(args: TestArgs) -> Result<Exit, CliError> {
         Output::Table => {
             for r in &results {
                 if !r.passed {
-                    println!("FAIL {} ({} µs)", r.name, r.micros);
+                    outln!("FAIL {} ({} µs)", r.name, r.micros);
                     if let Some(d) = &r.detail {
-                        println!("     {d}");
+                        outln!("     {d}");
                     }
                 } else if args.verbose {
-                    println!("PASS {} ({} µs)", r.name, r.micros);
+                    outln!("PASS {} ({} µs)", r.name, r.micros);
                 }
             }
             for name in &without_tests {
-                println!("WARN contract {name} has no *_test.rego");
+                outln!("WARN contract {name} has no *_test.rego");
             }
-            println!("{}", "-".repeat(60));
-            println!("PASS: {passed}/{}", results.len());
+            outln!("{}", "-".repeat(60));
+            outln!("PASS: {passed}/{}", results.len());
             if failed > 0 {
-                println!("FAIL: {failed}/{}", results.len());
+                outln!("FAIL: {failed}/{}", results.len());
             }
         }
     }
     if none_found {
-        eprintln!("provgate: no tests found");
+        errln!("provgate: no tests found");
         return Ok(Exit::Error);
     }
     Ok(if failed > 0 { Exit::Denied } else { Exit::Ok })
@@ -207,19 +207,19 @@ fn eval(args: EvalArgs) -> Result<Exit, CliError> {
             error: error.clone(),
         })?,
         Output::Table => {
-            println!(
+            outln!(
                 "contract {} {}: {verdict}",
                 contract.name(),
                 contract.version()
             );
             for v in deny {
-                println!("  deny: {}", crate::engine::decision::violation_text(v));
+                outln!("  deny: {}", crate::engine::decision::violation_text(v));
             }
             for v in warn {
-                println!("  warn: {}", crate::engine::decision::violation_text(v));
+                outln!("  warn: {}", crate::engine::decision::violation_text(v));
             }
             if let Some(e) = &error {
-                println!("  error: {e} (a failed evaluation denies)");
+                outln!("  error: {e} (a failed evaluation denies)");
             }
         }
     }

@@ -122,8 +122,8 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
         None => {
             match args.output {
                 ReportOutput::Json => print_json(&current)?,
-                ReportOutput::Table => print!("{}", report::table(&current)),
-                ReportOutput::Summary => print!("{}", report::summary_text(&current)),
+                ReportOutput::Table => out!("{}", report::table(&current)),
+                ReportOutput::Summary => out!("{}", report::summary_text(&current)),
             }
             let all = current.summary.total.compliant == current.summary.total.workloads;
             Ok(if args.fail_on_noncompliant && !all {
@@ -138,7 +138,7 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
             let impact = report::diff(&current, &proposed);
             match args.output {
                 ReportOutput::Json => print_json(&impact)?,
-                _ => print!("{}", report::impact_table(&impact)),
+                _ => out!("{}", report::impact_table(&impact)),
             }
             Ok(if impact.denies_more() {
                 Exit::Denied

@@ -117,7 +117,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
     let (facts, statement) = match verifier.verify_artifact(&bundle, artifact) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("FAILED: {e}");
+            errln!("FAILED: {e}");
             return Ok(Exit::Denied);
         }
     };
@@ -157,24 +157,24 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
                 "predicateType": statement.as_ref().map(|s| s.predicate_type()),
                 "statement": statement.as_ref().map(|s| s.json()),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Output::Table => {
             match &admitted {
-                Ok(()) => println!("VERIFIED"),
-                Err(e) => println!("REJECTED: {e}"),
+                Ok(()) => outln!("VERIFIED"),
+                Err(e) => outln!("REJECTED: {e}"),
             }
-            println!("  format:    {}", facts.format());
-            println!(
+            outln!("  format:    {}", facts.format());
+            outln!(
                 "  signer:    {}",
                 crate::verify::describe_signer(facts.signer())
             );
-            println!(
+            outln!(
                 "  time:      {}",
                 crate::verify::describe_time(facts.time())
             );
             for t in facts.tlog() {
-                println!(
+                outln!(
                     "  tlog:      {} index {} (log {})",
                     t.kind,
                     t.log_index,
@@ -182,10 +182,10 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
                 );
             }
             if let Some(s) = &statement {
-                println!("  predicate: {}", s.predicate_type());
+                outln!("  predicate: {}", s.predicate_type());
                 for subj in s.subjects() {
                     for d in &subj.digests {
-                        println!("  subject:   {} {}", subj.name, d);
+                        outln!("  subject:   {} {}", subj.name, d);
                     }
                 }
             }

@@ -16,6 +16,7 @@ mod reload;
 mod routes;
 mod tls;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -314,7 +315,9 @@ pub async fn start_with_clock(
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let running = start(opts).await?;
     if let Some(ca) = &running.dev_ca {
-        eprintln!(
+        // Never panic on a closed stderr: the log pipe is not the server.
+        let _ = writeln!(
+            std::io::stderr(),
             "provgate: serving https://{} with a development certificate; CA: {}",
             running.addr,
             ca.display()

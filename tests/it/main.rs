@@ -15,6 +15,7 @@ mod gate;
 mod hostile;
 mod registry_options;
 mod report;
+mod server;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

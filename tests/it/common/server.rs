@@ -85,6 +85,8 @@ pub struct Setup {
     pub clock: Option<Arc<FixedClock>>,
     /// Load the built-in contract library too.
     pub builtin: bool,
+    /// Serve metrics on a plain-HTTP port too.
+    pub metrics_listen: bool,
 }
 
 impl Default for Setup {
@@ -98,6 +100,7 @@ impl Default for Setup {
             failure: "fail-closed",
             clock: None,
             builtin: false,
+            metrics_listen: false,
         }
     }
 }
@@ -159,7 +162,7 @@ impl Server {
         let config = format!(
             r#"server:
   listen: 127.0.0.1:0
-  tls: {{certFile: certs/tls.crt, keyFile: certs/tls.key}}
+  tls: {{certFile: certs/tls.crt, keyFile: certs/tls.key}}{metrics}
 trust:
   publicGood: false
   github: false
@@ -178,6 +181,11 @@ bindings:
             root = k.trusted_root().display(),
             failure = setup.failure,
             builtin = setup.builtin,
+            metrics = if setup.metrics_listen {
+                "\n  metricsListen: 127.0.0.1:0"
+            } else {
+                ""
+            },
             bindings = setup.bindings,
             extra = setup.extra,
         );
@@ -228,6 +236,18 @@ bindings:
     /// The engine.
     pub fn engine(&self) -> &Arc<provgate::engine::Engine> {
         &self.running.as_ref().unwrap().engine
+    }
+
+    /// The plain-HTTP metrics address, when configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().unwrap().metrics_addr
+    }
+
+    /// Starts a graceful shutdown and waits for the drain.
+    pub fn shutdown(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.shutdown());
+        }
     }
 
     /// POSTs an AdmissionReview with the API server's `?timeout=`; returns
