@@ -554,6 +554,35 @@ impl Engine {
         out
     }
 
+    /// The start of stage 1: the reference parsed and the bindings found,
+    /// nothing fetched.
+    fn bound(
+        &self,
+        rt: &Runtime,
+        image: &str,
+        req: &DecisionRequest,
+        now: jiff::Timestamp,
+    ) -> Prepared {
+        let mut p = Prepared {
+            reference: Err(String::new()),
+            bound: Vec::new(),
+            unmatched: false,
+            digest: None,
+            evidence: Ok(None),
+            degraded: None,
+            requests: Vec::new(),
+        };
+        match ImageRef::parse(image) {
+            Ok(r) => {
+                p.bound = self.bind(rt, &r, req, now);
+                p.unmatched = p.bound.is_empty();
+                p.reference = Ok(r);
+            }
+            Err(e) => p.reference = Err(e.to_string()),
+        }
+        p
+    }
+
     /// Stage 1 for one image.
     async fn prepare(
         &self,
@@ -562,34 +591,12 @@ impl Engine {
         req: &DecisionRequest,
         now: jiff::Timestamp,
     ) -> Prepared {
-        let reference = match ImageRef::parse(image) {
-            Ok(r) => r,
-            Err(e) => {
-                return Prepared {
-                    reference: Err(e.to_string()),
-                    bound: Vec::new(),
-                    unmatched: false,
-                    digest: None,
-                    evidence: Ok(None),
-                    degraded: None,
-                    requests: Vec::new(),
-                };
-            }
+        let mut p = self.bound(rt, image, req, now);
+        let Ok(reference) = p.reference.clone() else {
+            return p;
         };
-        let bound = self.bind(rt, &reference, req, now);
-        let unmatched = bound.is_empty();
-        let needs_evidence = !bound.is_empty();
-        let mut p = Prepared {
-            reference: Ok(reference.clone()),
-            bound,
-            unmatched,
-            digest: None,
-            evidence: Ok(None),
-            degraded: None,
-            requests: Vec::new(),
-        };
-        if !needs_evidence {
-            // Nothing to judge; still pin nothing, fetch nothing.
+        if p.unmatched {
+            // Nothing to judge: fetch nothing.
             return p;
         }
         let creds = rt.config.credentials_for(req.context.namespace.as_deref());
@@ -704,29 +711,9 @@ impl Engine {
         waited_ms: u64,
     ) -> Prepared {
         let e = PipelineError::Deadline(waited_ms);
-        let reference = match ImageRef::parse(image) {
-            Ok(r) => r,
-            Err(err) => {
-                return Prepared {
-                    reference: Err(err.to_string()),
-                    bound: Vec::new(),
-                    unmatched: false,
-                    digest: None,
-                    evidence: Ok(None),
-                    degraded: None,
-                    requests: Vec::new(),
-                };
-            }
-        };
-        let bound = self.bind(rt, &reference, req, now);
-        let p = Prepared {
-            reference: Ok(reference.clone()),
-            unmatched: bound.is_empty(),
-            bound,
-            digest: None,
-            evidence: Ok(None),
-            degraded: None,
-            requests: Vec::new(),
+        let p = self.bound(rt, image, req, now);
+        let Ok(reference) = p.reference.clone() else {
+            return p;
         };
         if p.unmatched {
             return p;

@@ -30,6 +30,52 @@ pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
 
 use discover::{Session, with_deadline};
 
+/// Runs an operation against each host of an image (mirrors first) until
+/// one succeeds, each attempt under the per-image deadline and a fresh byte
+/// budget; the last error otherwise. Every request is recorded. (A macro:
+/// the operation borrows the per-host session, which a closure type cannot
+/// name without higher-ranked lifetimes the borrow checker refuses.)
+macro_rules! on_hosts {
+    ($regs:expr, $image:expr, $creds:expr, $label:expr, $what:expr, |$s:ident| $op:expr) => {{
+        let log = RequestLog::default();
+        let mut last = None;
+        for (host, options) in $regs.hosts($image) {
+            let budget = Budget::new($regs.limits.max_image_bytes);
+            let result = match $regs.transport(&host, &options, $creds) {
+                Ok(t) => {
+                    let $s = Session {
+                        transport: &t,
+                        repo: $image.repository(),
+                        log: &log,
+                        budget: &budget,
+                    };
+                    with_deadline($regs.limits.max_image_millis, &host, $what, $op).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(r) => {
+                    return Traced {
+                        result: Ok(r),
+                        requests: log.records(),
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Traced {
+            result: Err(last.unwrap_or_else(|| {
+                RegistryError::new(
+                    $image.registry(),
+                    $label,
+                    RegistryErrorKind::Connect("no host".into()),
+                )
+            })),
+            requests: log.records(),
+        }
+    }};
+}
+
 /// Options of one registry (by its name as in image references).
 #[derive(Debug, Clone, Default)]
 pub struct RegistryEntry {
@@ -150,48 +196,8 @@ impl Registries {
 
     /// Resolves `image` to a digest (no request when it is pinned).
     pub async fn resolve(&self, image: &ImageRef, creds: &CredentialSet) -> Traced<Resolved> {
-        let log = RequestLog::default();
-        let budget = Budget::new(self.limits.max_image_bytes);
-        let mut last = None;
-        for (host, options) in self.hosts(image) {
-            let result = match self.transport(&host, &options, creds) {
-                Ok(t) => {
-                    let s = Session {
-                        transport: &t,
-                        repo: image.repository(),
-                        log: &log,
-                        budget: &budget,
-                    };
-                    with_deadline(
-                        self.limits.max_image_millis,
-                        &host,
-                        &format!("resolve {image}"),
-                        s.resolve(image),
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(r) => {
-                    return Traced {
-                        result: Ok(r),
-                        requests: log.records(),
-                    };
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Traced {
-            result: Err(last.unwrap_or_else(|| {
-                RegistryError::new(
-                    image.registry(),
-                    "resolve",
-                    RegistryErrorKind::Connect("no host".into()),
-                )
-            })),
-            requests: log.records(),
-        }
+        let what = format!("resolve {image}");
+        on_hosts!(self, image, creds, "resolve", &what, |s| s.resolve(image))
     }
 
     /// Discovers the evidence attached to `digest` in `image`'s repository.
@@ -202,48 +208,9 @@ impl Registries {
         media_type: Option<&str>,
         creds: &CredentialSet,
     ) -> Traced<Discovery> {
-        let log = RequestLog::default();
-        let mut last = None;
-        for (host, options) in self.hosts(image) {
-            let budget = Budget::new(self.limits.max_image_bytes);
-            let result = match self.transport(&host, &options, creds) {
-                Ok(t) => {
-                    let s = Session {
-                        transport: &t,
-                        repo: image.repository(),
-                        log: &log,
-                        budget: &budget,
-                    };
-                    with_deadline(
-                        self.limits.max_image_millis,
-                        &host,
-                        &format!("discover {}@{digest}", image.name()),
-                        s.discover(digest, media_type),
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(d) => {
-                    return Traced {
-                        result: Ok(d),
-                        requests: log.records(),
-                    };
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Traced {
-            result: Err(last.unwrap_or_else(|| {
-                RegistryError::new(
-                    image.registry(),
-                    "discover",
-                    RegistryErrorKind::Connect("no host".into()),
-                )
-            })),
-            requests: log.records(),
-        }
+        let what = format!("discover {}@{digest}", image.name());
+        on_hosts!(self, image, creds, "discover", &what, |s| s
+            .discover(digest, media_type))
     }
 }
 
