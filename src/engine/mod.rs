@@ -815,47 +815,27 @@ impl Engine {
             ));
         }
         let key = self.tag_key(rt, image, creds);
-        if let Some(e) = self.caches.tags_negative.get(&key) {
-            self.metrics.cache_result("tag", "negative-hit");
-            return Err((*e).clone());
-        }
-        let missed = AtomicBool::new(false);
-        let result = self
-            .caches
-            .tags
-            .try_get_with(key.clone(), async {
-                missed.store(true, Ordering::Relaxed);
-                let traced = rt.registries.resolve(image, creds).await;
-                let requests = traced.requests;
-                match traced.result {
-                    Ok(r) => Ok(Arc::new((r, requests))),
-                    Err(e) => Err(PipelineError::registry(requests)(e)),
-                }
-            })
-            .await;
-        self.metrics.cache_result(
-            "tag",
-            if missed.load(Ordering::Relaxed) {
-                "miss"
-            } else {
-                "hit"
-            },
-        );
-        match result {
-            Ok(r) => {
-                self.caches
-                    .lkg_tags
-                    .insert(key, Arc::new((r.0.clone(), self.clock.now())));
-                Ok((*r).clone())
+        let fetch = async {
+            let traced = rt.registries.resolve(image, creds).await;
+            let requests = traced.requests;
+            match traced.result {
+                Ok(r) => Ok((r, requests)),
+                Err(e) => Err(PipelineError::registry(requests)(e)),
             }
-            Err(e) => {
-                let e = (*e).clone();
-                if e.class() == ErrorClass::Permanent {
-                    self.caches.tags_negative.insert(key, Arc::new(e.clone()));
-                }
-                Err(e)
-            }
-        }
+        };
+        let (r, _) = self
+            .coalesced(
+                "tag",
+                &self.caches.tags,
+                &self.caches.tags_negative,
+                key.clone(),
+                fetch,
+            )
+            .await?;
+        self.caches
+            .lkg_tags
+            .insert(key, Arc::new((r.0.clone(), self.clock.now())));
+        Ok((*r).clone())
     }
 
     /// Discovery + verification, cached and coalesced.
@@ -867,42 +847,58 @@ impl Engine {
         creds: &Arc<CredentialSet>,
     ) -> Result<Shared<EvidenceSet>, PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds);
-        if let Some(e) = self.caches.evidence_negative.get(&key) {
-            self.metrics.cache_result("evidence", "negative-hit");
+        let fetch = self.fetch_and_verify(rt, image, resolved, creds);
+        let (set, missed) = self
+            .coalesced(
+                "evidence",
+                &self.caches.evidence,
+                &self.caches.evidence_negative,
+                key.clone(),
+                fetch,
+            )
+            .await?;
+        if missed {
+            self.caches.lkg_evidence.insert(key, set.clone());
+        }
+        Ok(set)
+    }
+
+    /// One lookup of a coalescing cache: a cached permanent error, a hit,
+    /// or one `fetch` shared by every concurrent caller of `key`. Permanent
+    /// errors are remembered in `negative`; transient ones never are.
+    /// Returns the value and whether this call fetched it.
+    async fn coalesced<K, V>(
+        &self,
+        name: &str,
+        cache: &Cache<K, Shared<V>>,
+        negative: &SyncCache<K, Shared<PipelineError>>,
+        key: K,
+        fetch: impl std::future::Future<Output = Result<V, PipelineError>>,
+    ) -> Result<(Shared<V>, bool), PipelineError>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+    {
+        if let Some(e) = negative.get(&key) {
+            self.metrics.cache_result(name, "negative-hit");
             return Err((*e).clone());
         }
         let missed = AtomicBool::new(false);
-        let result = self
-            .caches
-            .evidence
+        let result = cache
             .try_get_with(key.clone(), async {
                 missed.store(true, Ordering::Relaxed);
-                self.fetch_and_verify(rt, image, resolved, creds)
-                    .await
-                    .map(Arc::new)
+                fetch.await.map(Arc::new)
             })
             .await;
-        self.metrics.cache_result(
-            "evidence",
-            if missed.load(Ordering::Relaxed) {
-                "miss"
-            } else {
-                "hit"
-            },
-        );
+        let missed = missed.load(Ordering::Relaxed);
+        self.metrics
+            .cache_result(name, if missed { "miss" } else { "hit" });
         match result {
-            Ok(set) => {
-                if missed.load(Ordering::Relaxed) {
-                    self.caches.lkg_evidence.insert(key, set.clone());
-                }
-                Ok(set)
-            }
+            Ok(v) => Ok((v, missed)),
             Err(e) => {
                 let e = (*e).clone();
                 if e.class() == ErrorClass::Permanent {
-                    self.caches
-                        .evidence_negative
-                        .insert(key, Arc::new(e.clone()));
+                    negative.insert(key, Arc::new(e.clone()));
                 }
                 Err(e)
             }
