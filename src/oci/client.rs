@@ -258,6 +258,9 @@ pub struct Transport {
     limits: Limits,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
     bearer_seen: AtomicBool,
+    /// One token fetch at a time: concurrent requests that met the same
+    /// challenge wait for it instead of each fetching a token.
+    token_fetch: tokio::sync::Mutex<()>,
     observer: Arc<dyn RequestObserver>,
 }
 
@@ -316,6 +319,7 @@ impl Transport {
             limits,
             tokens: Mutex::new(HashMap::new()),
             bearer_seen: AtomicBool::new(false),
+            token_fetch: tokio::sync::Mutex::new(()),
             observer,
         })
     }
@@ -526,6 +530,18 @@ impl Transport {
         });
     }
 
+    /// Whether a token for `repo`'s pull scope is cached and fresh.
+    fn fresh_token(&self, repo: &str) -> bool {
+        let scope = pull_scope(repo);
+        self.tokens
+            .lock()
+            .map(|t| {
+                t.get(&scope)
+                    .is_some_and(|(_, expiry)| *expiry > Instant::now())
+            })
+            .unwrap_or(false)
+    }
+
     /// The Authorization header for a request to the registry host itself.
     fn auth_header(&self, repo: &str) -> Option<HeaderValue> {
         let scope = pull_scope(repo);
@@ -555,6 +571,11 @@ impl Transport {
             Challenge::Basic => Ok(false),
             Challenge::Bearer { realm, service, .. } => {
                 self.bearer_seen.store(true, Ordering::Relaxed);
+                let _fetching = self.token_fetch.lock().await;
+                if self.fresh_token(ctx.repo) {
+                    // Fetched by a concurrent request while this one waited.
+                    return Ok(true);
+                }
                 let context = "token";
                 let realm_url = reqwest::Url::parse(&realm).map_err(|e| {
                     RegistryError::new(

@@ -412,6 +412,17 @@ async fn hostile_redirect_to_another_host_never_carries_the_bearer_token() {
             r.outcome
         );
     }
+    // The concurrent first requests (referrers, .sig, .att) all met the
+    // challenge; they share one token fetch.
+    let token_fetches = registry
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/token")
+        .count();
+    assert_eq!(
+        token_fetches, 1,
+        "{token_fetches} token fetches for one scope"
+    );
     let at_b = storage.requests();
     assert_eq!(at_b.len(), 1);
     assert!(at_b[0].header("authorization").is_none(), "{at_b:?}");
