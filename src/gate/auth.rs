@@ -49,9 +49,12 @@ pub struct OidcSpec {
     /// A JWKS file.
     #[serde(default)]
     pub jwks_file: Option<std::path::PathBuf>,
-    /// A JWKS URL, fetched and cached.
+    /// A JWKS URL (https), fetched when first needed and cached.
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// Extra CA certificates (PEM) for `jwksUrl` (a self-managed GitLab).
+    #[serde(default)]
+    pub jwks_ca_file: Option<std::path::PathBuf>,
     /// Claims that must match (e.g. `repository: {regex: "acme/.+"}`).
     #[serde(default)]
     pub claims: BTreeMap<String, MatcherSpec>,
@@ -79,7 +82,16 @@ struct Token {
 #[derive(Debug, Clone)]
 enum Jwks {
     Static(JwkSet),
-    Url(String),
+    Url(JwksSource),
+}
+
+/// Where a JWKS is fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSource {
+    /// The https URL.
+    pub url: String,
+    /// Extra CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// A compiled issuer.
@@ -119,6 +131,10 @@ pub enum AuthError {
     /// The token matched nothing, for the reason given.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The issuer's JWKS (from a URL) is not at hand, or lacks the token's
+    /// key id: fetching it again may help.
+    #[error("JWKS {0} unavailable or without the token's key")]
+    JwksNeeded(String),
 }
 
 /// Why the authentication settings are invalid.
@@ -190,7 +206,25 @@ impl Authenticator {
                     if url.scheme() != "https" {
                         return Err(err("jwksUrl must be https".into()));
                     }
-                    Jwks::Url(u.clone())
+                    let ca_pem = match &o.jwks_ca_file {
+                        Some(f) => {
+                            let path = if f.is_absolute() {
+                                f.clone()
+                            } else {
+                                base.join(f)
+                            };
+                            let pem = std::fs::read(&path)
+                                .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+                            reqwest::Certificate::from_pem_bundle(&pem)
+                                .map_err(|e| err(format!("jwksCaFile: {e}")))?;
+                            Some(pem)
+                        }
+                        None => None,
+                    };
+                    Jwks::Url(JwksSource {
+                        url: u.clone(),
+                        ca_pem,
+                    })
                 }
                 _ => return Err(err("give exactly one of jwksFile or jwksUrl".into())),
             };
@@ -220,8 +254,8 @@ impl Authenticator {
         !self.tokens.is_empty() || !self.issuers.is_empty()
     }
 
-    /// JWKS URLs to prefetch.
-    pub fn jwks_urls(&self) -> Vec<String> {
+    /// The JWKS sources of URL-configured issuers.
+    pub fn jwks_sources(&self) -> Vec<JwksSource> {
         self.issuers
             .iter()
             .filter_map(|i| match &i.jwks {
@@ -320,17 +354,18 @@ impl Authenticator {
             .ok_or_else(|| unauthorized(format!("issuer {iss:?} is not trusted")))?;
         let set = match &issuer.jwks {
             Jwks::Static(s) => s.clone(),
-            Jwks::Url(u) => {
-                fetched(u).ok_or_else(|| unauthorized(format!("JWKS {u} unavailable")))?
-            }
+            Jwks::Url(u) => fetched(&u.url).ok_or_else(|| AuthError::JwksNeeded(u.url.clone()))?,
         };
         let kid = header
             .kid
             .as_deref()
             .ok_or_else(|| unauthorized("JWT has no kid".into()))?;
-        let jwk = set
-            .find(kid)
-            .ok_or_else(|| unauthorized(format!("unknown kid {kid:?}")))?;
+        let jwk = match (set.find(kid), &issuer.jwks) {
+            (Some(j), _) => j,
+            // A key rotated in since the last fetch.
+            (None, Jwks::Url(u)) => return Err(AuthError::JwksNeeded(u.url.clone())),
+            (None, Jwks::Static(_)) => return Err(unauthorized(format!("unknown kid {kid:?}"))),
+        };
         // The key's type must fit the algorithm's family.
         let family_ok = matches!(
             (&jwk.algorithm, header.alg),
@@ -411,23 +446,34 @@ fn unverified_claims(token: &str) -> Option<serde_json::Value> {
 }
 
 /// JWKS fetched from URLs, cached with a bounded refresh.
+///
+/// A set is fetched when a token needs it; it is used for [`JWKS_TTL`],
+/// then fetched again the next time a token arrives (the stale set stays
+/// usable for [`JWKS_MAX_AGE`] if the issuer is down). A token whose key id
+/// is missing triggers one early refetch (keys rotate), and no URL is
+/// fetched more often than a minimum interval: a flood of tokens with bogus
+/// key ids cannot turn the gate into a client hammering the issuer
+/// (`gate.jwksMinRefresh`, default 30 s, between two fetches of one URL).
 #[derive(Debug, Default)]
 pub struct JwksCache {
     entries: Mutex<HashMap<String, (JwkSet, Instant)>>,
+    attempts: Mutex<HashMap<String, Instant>>,
 }
 
 /// How long a fetched JWKS is used before it is fetched again.
-const JWKS_TTL: Duration = Duration::from_secs(600);
+pub const JWKS_TTL: Duration = Duration::from_secs(600);
+/// How long a stale JWKS remains usable when refetching fails.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 impl JwksCache {
-    /// The cached set for `url`, if fresh.
+    /// The cached set for `url`, unless too old.
     pub fn get(&self, url: &str) -> Option<JwkSet> {
         let map = self.entries.lock().ok()?;
         let (set, at) = map.get(url)?;
-        (at.elapsed() < JWKS_TTL * 6).then(|| set.clone())
+        (at.elapsed() < JWKS_MAX_AGE).then(|| set.clone())
     }
 
-    /// Whether `url` should be fetched now.
+    /// Whether the set of `url` is missing or older than [`JWKS_TTL`].
     pub fn stale(&self, url: &str) -> bool {
         self.entries
             .lock()
@@ -435,13 +481,28 @@ impl JwksCache {
             .unwrap_or(true)
     }
 
-    /// Fetches `url` (bounded size and time) into the cache.
-    pub async fn refresh(&self, url: &str) -> Result<(), String> {
-        let client = reqwest::Client::builder()
+    /// Whether `url` may be fetched now (`min` since the last try).
+    pub fn may_fetch(&self, url: &str, min: Duration) -> bool {
+        self.attempts
+            .lock()
+            .map(|a| a.get(url).is_none_or(|at| at.elapsed() >= min))
+            .unwrap_or(false)
+    }
+
+    /// Fetches a JWKS (bounded size and time, no redirects) into the cache.
+    pub async fn refresh(&self, source: &JwksSource) -> Result<(), String> {
+        let url = source.url.as_str();
+        if let Ok(mut a) = self.attempts.lock() {
+            a.insert(url.to_owned(), Instant::now());
+        }
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .timeout(Duration::from_secs(5));
+        if let Some(pem) = &source.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));

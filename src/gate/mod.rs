@@ -53,6 +53,13 @@ pub struct GateSpec {
     /// Signed VSAs for allowed images.
     #[serde(default)]
     pub vsa: Option<VsaSpec>,
+    /// The least time between two fetches of one JWKS URL.
+    #[serde(default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh: crate::config::Dur,
+}
+
+fn default_jwks_min_refresh() -> crate::config::Dur {
+    crate::config::Dur(Duration::from_secs(30))
 }
 
 fn default_max_images() -> usize {
@@ -74,6 +81,7 @@ impl Default for GateSpec {
             rate_limit_per_minute: default_rate(),
             body_timeout: default_body_timeout(),
             vsa: None,
+            jwks_min_refresh: default_jwks_min_refresh(),
         }
     }
 }
@@ -376,25 +384,48 @@ async fn authenticate(
     let authz = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    // JWKS URLs are fetched (bounded) when stale.
-    for url in settings.auth.jwks_urls() {
-        if s.gate.jwks.stale(&url)
-            && let Err(e) = s.gate.jwks.refresh(&url).await
-        {
-            tracing::warn!(url, error = %e, "cannot fetch JWKS");
+    let now_unix = s.engine.clock().now().as_second().max(0) as u64;
+    let sources = settings.auth.jwks_sources();
+    let min_refresh = s.engine.runtime().config.spec.gate.jwks_min_refresh.0;
+    let refresh = |url: &str| {
+        let source = sources.iter().find(|j| j.url == url).cloned();
+        let cache = &s.gate.jwks;
+        async move {
+            let Some(source) = source else { return };
+            if !cache.may_fetch(&source.url, min_refresh) {
+                return;
+            }
+            if let Err(e) = cache.refresh(&source).await {
+                tracing::warn!(url = %source.url, error = %e, "cannot fetch JWKS");
+            }
+        }
+    };
+    // A stale set is refreshed before use (at most once per jwksMinRefresh).
+    let looks_like_jwt = authz.is_some_and(|a| a.matches('.').count() == 2);
+    if looks_like_jwt {
+        for source in &sources {
+            if s.gate.jwks.stale(&source.url) {
+                refresh(&source.url).await;
+            }
         }
     }
-    let now_unix = s.engine.clock().now().as_second().max(0) as u64;
-    settings
+    let mut result = settings
         .auth
-        .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u))
-        .map_err(|e| {
-            // The reason is logged; the caller learns nothing about which
-            // part failed. The token itself is never logged.
-            tracing::info!(reason = %e, "gate call refused");
-            count(s, "unauthorized");
-            unauthorized()
-        })
+        .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u));
+    // A key id the cached set lacks: keys rotate, fetch once more.
+    if let Err(auth::AuthError::JwksNeeded(url)) = &result {
+        refresh(url).await;
+        result = settings
+            .auth
+            .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u));
+    }
+    result.map_err(|e| {
+        // The reason is logged; the caller learns nothing about which part
+        // failed. The token itself is never logged.
+        tracing::info!(reason = %e, "gate call refused");
+        count(s, "unauthorized");
+        unauthorized()
+    })
 }
 
 /// `GET /v1/report`: the latest continuous compliance report, for the same

@@ -592,3 +592,149 @@ fn signed_by_someone_else() -> KitImage {
     k.tk(&["attach", &img.pinned(), bundle.to_str().unwrap()]);
     img
 }
+
+/// A JWKS over HTTPS (its own CA), whose keys the test can rotate.
+struct JwksServer {
+    url: String,
+    keys: std::sync::Arc<std::sync::Mutex<Value>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn jwks_server(dir: &std::path::Path) -> JwksServer {
+    let certs = dir.join("jwks-certs");
+    provgate::certs::generate(&["127.0.0.1".into()], &certs).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(json!({"keys": []})));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (k, h) = (keys.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (k, h) = (k.clone(), h.clone());
+            async move {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(k.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = rt
+        .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
+            certs.join("tls.crt"),
+            certs.join("tls.key"),
+        ))
+        .unwrap();
+    let _guard = rt.enter();
+    let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+    rt.spawn(async move { server.serve(app.into_make_service()).await.unwrap() });
+    JwksServer {
+        url: format!("https://{addr}/jwks"),
+        keys,
+        hits,
+        _rt: rt,
+    }
+}
+
+fn es256_with(pkcs8: &[u8], claims: &Value, kid: &str) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8)).unwrap()
+}
+
+fn jwk_of(pkcs8: &[u8], kid: &str) -> Value {
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).unwrap();
+    let p = pair.public_key().as_ref().to_vec();
+    json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+        "x": B64URL.encode(&p[1..33]), "y": B64URL.encode(&p[33..])})
+}
+
+#[test]
+fn a_jwks_url_is_fetched_over_https_with_its_ca_and_a_rotated_key_is_picked_up() {
+    let staging = tempfile::tempdir().unwrap();
+    let jwks = jwks_server(staging.path());
+    let rng = SystemRandom::new();
+    let k1 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let k2 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    *jwks.keys.lock().unwrap() = json!({"keys": [jwk_of(&k1, "k1")]});
+    let ca = staging.path().join("jwks-certs/ca.crt");
+    let s = Server::start(Setup {
+        extra: format!(
+            "gate:\n  oidc:\n    - name: gitlab\n      issuer: {ISSUER}\n      audiences: [provgate]\n      jwksUrl: \"{}\"\n      jwksCaFile: \"{}\"\n  jwksMinRefresh: 200ms\n",
+            jwks.url,
+            ca.display()
+        ),
+        ..Setup::default()
+    });
+    let body = images(&[&good().tagged]);
+    let hits = || jwks.hits.load(std::sync::atomic::Ordering::SeqCst);
+    // Static-token-style calls never fetch; the first JWT does.
+    assert_eq!(call(&s, Some("Bearer not-a-jwt"), &body).0, 401);
+    assert_eq!(hits(), 0);
+    let (st, v) = call(
+        &s,
+        Some(&format!(
+            "Bearer {}",
+            es256_with(&k1, &claims("acme/app"), "k1")
+        )),
+        &body,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hits(), 1);
+    // Cached: another call does not fetch.
+    assert_eq!(
+        call(
+            &s,
+            Some(&format!(
+                "Bearer {}",
+                es256_with(&k1, &claims("acme/app"), "k1")
+            )),
+            &body
+        )
+        .0,
+        200
+    );
+    assert_eq!(hits(), 1);
+    // The issuer rotates to k2: a k2 token triggers one refetch and passes.
+    *jwks.keys.lock().unwrap() = json!({"keys": [jwk_of(&k2, "k2")]});
+    std::thread::sleep(Duration::from_millis(250));
+    let (st, v) = call(
+        &s,
+        Some(&format!(
+            "Bearer {}",
+            es256_with(&k2, &claims("acme/app"), "k2")
+        )),
+        &body,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hits(), 2);
+    // Bogus key ids do not hammer the issuer: at most one fetch per
+    // jwksMinRefresh, whatever the number of tokens.
+    for _ in 0..5 {
+        assert_eq!(
+            call(
+                &s,
+                Some(&format!(
+                    "Bearer {}",
+                    es256_with(&k2, &claims("acme/app"), "k9")
+                )),
+                &body
+            )
+            .0,
+            401
+        );
+    }
+    assert!(hits() <= 3, "{} fetches", hits());
+}
