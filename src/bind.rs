@@ -110,6 +110,10 @@ pub struct BindingSpec {
     /// Mutation: pin tags to the verified digest.
     #[serde(default)]
     pub pin_digests: bool,
+    /// Per-contract override of the contract's `legacyCosign` (whether
+    /// evidence under cosign's `.sig`/`.att` tags counts).
+    #[serde(default)]
+    pub legacy_cosign: BTreeMap<String, bool>,
 }
 
 /// Why a binding is invalid.
@@ -227,7 +231,12 @@ impl Binding {
                 return Err(err(format!("unknown contract {c:?}")));
             }
         }
-        for c in spec.parameters.keys().chain(spec.authorities.keys()) {
+        for c in spec
+            .parameters
+            .keys()
+            .chain(spec.authorities.keys())
+            .chain(spec.legacy_cosign.keys())
+        {
             if !spec.contracts.contains(c) {
                 return Err(err(format!(
                     "overrides contract {c:?}, which the binding does not name"
@@ -383,6 +392,7 @@ mod tests {
             parameters: Default::default(),
             authorities: Default::default(),
             pin_digests: false,
+            legacy_cosign: Default::default(),
         };
         Binding::compile(spec, &["c".to_string()].into_iter().collect()).unwrap()
     }

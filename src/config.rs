@@ -19,7 +19,7 @@ use crate::bind::{Binding, BindingError, BindingSpec, Mode, SelectorSpec, glob_s
 use crate::digest::Digest;
 use crate::oci::{CredentialSet, Limits, RegistryEntry, RegistryOptions};
 use crate::policy::contract::{self, compile_authorities, inline_keys};
-use crate::policy::{AuthoritySpec, Contract, RegoProgram};
+use crate::policy::{AuthoritySpec, ContextDecl, Contract, RegoProgram};
 use crate::verify::{Authority, TrustStore, VerifyLimits};
 
 /// A duration written as `30s`, `500ms`, `10m`, `1h`.
@@ -120,9 +120,15 @@ pub struct ConfigSpec {
     /// Admission behaviour.
     #[serde(default)]
     pub admission: AdmissionSpec,
-    /// Caches.
-    #[serde(default)]
+    /// Caches (`caches:`; `cache:` is accepted too).
+    #[serde(default, alias = "caches")]
     pub cache: CacheSpec,
+    /// The platforms the cluster runs (`os/arch[/variant]`, e.g.
+    /// `linux/amd64`; `linux/arm64` also matches `linux/arm64/v8`). Platforms
+    /// of an image index outside this list are not judged. Empty: every
+    /// platform in the index.
+    #[serde(default)]
+    pub platforms: Vec<String>,
     /// Policy evaluation.
     #[serde(default)]
     pub policy: PolicySpec,
@@ -415,6 +421,58 @@ pub struct CacheSpec {
     /// Entries per cache.
     #[serde(default = "d_entries")]
     pub max_entries: u64,
+    /// The byte budget of the verified-evidence cache (bytes, or with a
+    /// `Ki`/`Mi`/`Gi` suffix). Sets are weighed by the bytes they hold.
+    #[serde(default = "d_evidence_bytes")]
+    pub evidence_bytes: ByteSize,
+}
+
+/// A byte count written as `1048576`, `512Ki`, `64Mi` or `1Gi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_bytes(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `1048576`, `512Ki`, `64Mi`, `1Gi`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 1048576, 512Ki, 64Mi or 1Gi"))?;
+    let mul = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size like 1048576, 512Ki, 64Mi or 1Gi"
+            ));
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn d_evidence_bytes() -> ByteSize {
+    ByteSize(256 << 20)
 }
 
 fn d30s() -> Dur {
@@ -438,6 +496,7 @@ impl Default for CacheSpec {
             negative_ttl: d30s(),
             verdict_ttl: d60s(),
             max_entries: d_entries(),
+            evidence_bytes: d_evidence_bytes(),
         }
     }
 }
@@ -555,6 +614,27 @@ pub struct BoundContract {
     pub program: Arc<RegoProgram>,
     /// Digest of contract revision and overrides (verdict cache key).
     pub revision: Digest,
+    /// The effective parameters as a policy value (converted once).
+    pub parameters_value: regorus::Value,
+    /// The request-context fields the contract reads.
+    pub context: ContextDecl,
+    /// Whether evidence under cosign's legacy `.sig`/`.att` tags counts.
+    pub legacy_cosign: bool,
+}
+
+/// A bound authority that trusts every tenant of a public issuer.
+#[derive(Debug, Clone)]
+pub struct WorldTrust {
+    /// The binding.
+    pub binding: String,
+    /// The contract.
+    pub contract: String,
+    /// The authority.
+    pub authority: String,
+    /// The public issuer it trusts every identity of.
+    pub issuer: &'static str,
+    /// The binding's mode.
+    pub mode: Mode,
 }
 
 /// A compiled binding with its bound contracts.
@@ -605,6 +685,8 @@ pub struct Config {
     pub registry_fingerprint: Digest,
     /// The compiled gate settings.
     pub gate: crate::gate::GateSettings,
+    /// The platforms of an index that are judged.
+    pub platforms: crate::platform::PlatformFilter,
 }
 
 impl Config {
@@ -681,6 +763,7 @@ impl Config {
                 parameters: Default::default(),
                 authorities: Default::default(),
                 pin_digests: false,
+                legacy_cosign: Default::default(),
             });
         }
         spec.unmatched = Unmatched::Allow;
@@ -867,8 +950,40 @@ impl Config {
                         b.name
                     )));
                 }
+                // No authority that admits every tenant of a public issuer
+                // may guard an enforcing binding: a stranger building in
+                // their own public repository would pass.
+                if b.mode == Mode::Enforce {
+                    for a in &authorities {
+                        if let Some(issuer) = crate::policy::world::trusts_any_tenant(a) {
+                            return Err(ConfigError::Invalid(format!(
+                                "binding {:?}: contract {name:?} would enforce with authority {:?},                                  which trusts every {issuer} identity (anyone who builds in a                                  repository of their own passes); {}",
+                                b.name,
+                                a.name,
+                                crate::policy::world::WORLD_TRUST_FIX
+                            )));
+                        }
+                    }
+                }
+                let legacy_cosign = b
+                    .legacy_cosign
+                    .get(name)
+                    .copied()
+                    .unwrap_or(cc.contract.spec.legacy_cosign);
+                rev.update(if legacy_cosign {
+                    b"legacy:1"
+                } else {
+                    b"legacy:0"
+                });
                 let revision = Digest::from_parts("sha256", &hex::encode(rev.finalize()))
                     .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                let parameters_value = crate::policy::input::parameters_value(&parameters)
+                    .map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "binding {:?}: contract {name:?}: {e}",
+                            b.name
+                        ))
+                    })?;
                 bound.push(BoundContract {
                     name: name.clone(),
                     version: cc.contract.version().to_owned(),
@@ -877,6 +992,9 @@ impl Config {
                     authority_specs: Arc::new(specs),
                     program: cc.program.clone(),
                     revision,
+                    parameters_value,
+                    context: ContextDecl::new(cc.contract.spec.context.iter().cloned()),
+                    legacy_cosign,
                 });
             }
             bindings.push(CompiledBinding {
@@ -961,7 +1079,10 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let gate = crate::gate::GateSettings::compile(&spec.gate, base)
             .map_err(|e| ConfigError::Invalid(format!("gate: {e}")))?;
+        let platforms =
+            crate::platform::PlatformFilter::new(&spec.platforms).map_err(ConfigError::Invalid)?;
         Ok(Config {
+            platforms,
             gate,
             registry_fingerprint,
             spec,
@@ -976,6 +1097,28 @@ impl Config {
             credentials,
             fingerprint,
         })
+    }
+
+    /// Bound authorities that trust every tenant of a public issuer (only
+    /// possible in `warn` and `audit` bindings; refused under `enforce`).
+    pub fn world_trusting(&self) -> Vec<WorldTrust> {
+        let mut out = Vec::new();
+        for b in &self.bindings {
+            for c in &b.contracts {
+                for a in c.authorities.iter() {
+                    if let Some(issuer) = crate::policy::world::trusts_any_tenant(a) {
+                        out.push(WorldTrust {
+                            binding: b.binding.name().to_owned(),
+                            contract: c.name.clone(),
+                            authority: a.name.clone(),
+                            issuer,
+                            mode: b.binding.spec.mode,
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The credential set for a namespace (anonymous when none matches).

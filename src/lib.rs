@@ -28,6 +28,7 @@ pub mod engine;
 pub mod gate;
 pub mod metrics;
 pub mod oci;
+pub mod platform;
 pub mod policy;
 pub mod report;
 pub mod server;

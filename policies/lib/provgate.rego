@@ -99,16 +99,18 @@ short_digest(d) := concat("", [parts[0], ":", substring(parts[1], 0, 12)]) if {
 	parts := split(d, ":")
 } else := "(no digest)"
 
-# image_digests: the digests that stand for this image: input.image.digest
-# and, for an image index, the digest of each platform manifest.
+# image_digests: the digests whose evidence applies to this image:
+# input.image.digest and, when a platform of an image index is judged, the
+# index (input.image.index), whose signature covers the list naming this
+# platform. Evidence bound to another platform of the index never counts:
+# provgate judges each platform on its own (docs/policy-input.md).
 image_digests contains d if {
 	d := input.image.digest
 	is_digest(d)
 }
 
 image_digests contains d if {
-	some p in as_array(input.image.platforms)
-	d := p.digest
+	d := input.image.index
 	is_digest(d)
 }
 

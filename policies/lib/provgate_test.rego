@@ -20,13 +20,15 @@ digest_b := concat("", ["sha256:", hex_b])
 
 digest_amd64 := concat("", ["sha256:", hex_amd64])
 
+# The linux/amd64 platform of the index digest_a, as provgate judges it.
 image := {
 	"ref": "ghcr.io/acme/app:1.0",
 	"registry": "ghcr.io",
 	"repository": "acme/app",
 	"tag": "1.0",
-	"digest": digest_a,
-	"platforms": [{"digest": digest_amd64, "platform": "linux/amd64"}],
+	"digest": digest_amd64,
+	"platform": "linux/amd64",
+	"index": digest_a,
 }
 
 signer := {
@@ -127,13 +129,20 @@ test_short_digest if {
 	lib.short_digest(42) == "(no digest)"
 }
 
-test_image_digests_include_platforms if {
+test_image_digests_are_the_platform_and_its_index if {
 	doc := input_with([], [])
 	lib.image_digests == {digest_a, digest_amd64} with input as doc
 }
 
 test_image_digests_ignore_malformed if {
-	doc := object.union(input_with([], []), {"image": {"platforms": [{"digest": "latest"}, 7]}})
+	doc := object.union(input_with([], []), {"image": {"index": 7}})
+	lib.image_digests == {digest_amd64} with input as doc
+	doc2 := object.union(input_with([], []), {"image": {"index": "latest"}})
+	lib.image_digests == {digest_amd64} with input as doc2
+}
+
+test_image_digests_of_a_single_image if {
+	doc := object.union(input_with([], []), {"image": {"digest": digest_a, "index": null, "platform": null}})
 	lib.image_digests == {digest_a} with input as doc
 }
 
@@ -149,6 +158,14 @@ test_attestation_for_platform if {
 	a := att(sbom_type, digest_amd64, hex_amd64, {})
 	doc := input_with([a], [])
 	lib.image_attestations == {a} with input as doc
+}
+
+test_attestation_for_another_platform_of_the_index_is_ignored if {
+	# digest_b stands for the linux/arm64 manifest of the same index: its
+	# provenance says nothing about the amd64 image that is judged.
+	a := att(sbom_type, digest_b, hex_b, {})
+	doc := input_with([a], [])
+	count(lib.image_attestations) == 0 with input as doc
 }
 
 test_attestation_for_other_digest_is_ignored if {

@@ -92,7 +92,7 @@ test_no_evidence_denies if {
 
 test_evidence_for_another_digest_does_not_count if {
 	other := "sha256:0b7f3c9a1d2e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
-	doc := object.union(fresh, {"image": {"digest": other, "platforms": []}})
+	doc := object.union(fresh, {"image": {"digest": other, "index": null}})
 	ids(doc) == {"evidence-max-age"}
 }
 

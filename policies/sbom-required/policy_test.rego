@@ -31,7 +31,7 @@ test_cyclonedx_for_index_digest_passes if {
 
 test_spdx_for_platform_digest_passes if {
 	doc := data.testdata.spdx_platform
-	doc.attestations[0].subject == doc.image.platforms[0].digest
+	doc.attestations[0].subject == doc.image.digest
 	count(results(doc)) == 0
 }
 

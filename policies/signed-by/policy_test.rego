@@ -55,10 +55,24 @@ test_signature_payload_naming_another_digest_denies if {
 	ids(doc) == {"signed-by-trusted-signer"}
 }
 
-test_signature_for_a_platform_passes if {
-	p := signed.image.platforms[1].digest
+test_signature_for_the_judged_platform_passes if {
+	p := signed.image.digest
 	doc := object.union(signed, {"signatures": [object.union(sig, {"subject": p, "payload": {"critical": {"image": {"docker-manifest-digest": p}}}})]})
 	count(results(doc)) == 0
+}
+
+test_signature_for_the_index_covers_the_platform if {
+	p := signed.image.index
+	doc := object.union(signed, {"signatures": [object.union(sig, {"subject": p, "payload": {"critical": {"image": {"docker-manifest-digest": p}}}})]})
+	count(results(doc)) == 0
+}
+
+test_signature_for_another_platform_of_the_index_denies if {
+	# The linux/arm64 manifest of the same index: signing it says nothing
+	# about the linux/amd64 image that is judged.
+	p := "sha256:bc793a5d49b7df8f79d4472d2236866346862f74f96f201e511bea53ff2399f5"
+	doc := object.union(signed, {"signatures": [object.union(sig, {"subject": p, "payload": {"critical": {"image": {"docker-manifest-digest": p}}}})]})
+	ids(doc) == {"signed-by-trusted-signer"}
 }
 
 test_unknown_predicate_type_attestation_still_proves_the_signer if {
@@ -74,7 +88,7 @@ test_missing_and_hostile_input_denies if {
 	ids(doc) == {"signed-by-trusted-signer"}
 	doc2 := object.union(signed, {"signatures": "yes", "attestations": {"a": 1}})
 	ids(doc2) == {"signed-by-trusted-signer"}
-	doc3 := object.union(signed, {"image": {"digest": 42}})
+	doc3 := object.union(signed, {"image": {"digest": 42, "index": 42}})
 	ids(doc3) == {"signed-by-trusted-signer"}
 }
 

@@ -85,8 +85,17 @@ test_statement_naming_another_digest_does_not_count if {
 
 test_provenance_for_a_platform_counts if {
 	doc := data.testdata.buildkit_v1
-	bk_v1.subject == doc.image.platforms[0].digest
+	bk_v1.subject == doc.image.digest
 	count(results(doc)) == 0
+}
+
+test_provenance_for_another_platform_of_the_index_does_not_count if {
+	# One attested platform never passes another: provenance bound to the
+	# linux/arm64 manifest is not provenance of the linux/amd64 image.
+	arm64 := "sha256:bc793a5d49b7df8f79d4472d2236866346862f74f96f201e511bea53ff2399f5"
+	a := object.union(bk_v1, {"subject": arm64, "statement": {"subject": [{"name": "pkg:docker/ghcr.io/acme/payments-api@1.8.3?platform=linux%2Farm64", "digest": {"sha256": substring(arm64, 7, -1)}}]}})
+	doc := with_attestations(data.testdata.buildkit_v1, [a])
+	ids(doc) == {"slsa-provenance-present"}
 }
 
 test_missing_input_denies if {

@@ -33,17 +33,19 @@ REKOR_LOG_ID = "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d
 RUN_ID = "11982375551"
 
 def image(platforms=True):
-    return {
+    """The image as provgate judges it: the linux/amd64 platform of the index
+    (evidence bound to the index or to this platform counts), or, with
+    platforms=False, a single-platform image whose manifest is INDEX."""
+    img = {
         "ref": IMAGE_NAME + ":1.8.3",
         "registry": "ghcr.io",
         "repository": REPO,
         "tag": "1.8.3",
         "digest": INDEX,
-        "platforms": [
-            {"digest": AMD64, "platform": "linux/amd64"},
-            {"digest": ARM64, "platform": "linux/arm64"},
-        ] if platforms else [],
     }
+    if platforms:
+        img.update({"digest": AMD64, "platform": "linux/amd64", "index": INDEX})
+    return img
 
 def gha_signer(workflow="release.yml", repo=REPO, ref="refs/tags/v1.8.3", root="public-good"):
     owner = repo.split("/")[0]

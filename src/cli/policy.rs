@@ -190,7 +190,7 @@ fn eval(args: EvalArgs) -> Result<Exit, CliError> {
         Duration::from_millis(args.timeout_ms),
     )
     .map_err(|e| CliError::new(format!("contract {}", contract.name()), e))?;
-    let result = program.evaluate(regorus::Value::from(input));
+    let result = crate::policy::testing::evaluate_unverified(&program, &input);
     let (verdict, deny, warn, error) = match &result {
         Ok(o) if !o.deny.is_empty() => ("deny", o.deny.as_slice(), o.warn.as_slice(), None),
         Ok(o) if !o.warn.is_empty() => ("warn", &[][..], o.warn.as_slice(), None),

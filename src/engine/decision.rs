@@ -114,6 +114,21 @@ pub struct ContractResult {
     pub evidence_used: Vec<Digest>,
     /// Evidence the contract's authorities did not admit.
     pub ignored: Vec<Ignored>,
+    /// For an image index: the verdict of each judged platform.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformVerdict>,
+}
+
+/// One platform's verdict under a contract (image indexes are judged per
+/// platform; the worst verdict is the contract's).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformVerdict {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// The platform manifest's digest.
+    pub digest: Digest,
+    /// Its verdict.
+    pub verdict: Verdict,
 }
 
 /// A verified piece of evidence, summarised.

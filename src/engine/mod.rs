@@ -27,7 +27,7 @@ pub mod decision;
 pub mod namespaces;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,12 +45,12 @@ use crate::oci::{
     CredentialSet, ErrorClass, EvidenceContent, ImageRef, PlatformManifest, Registries,
     RegistryError, RequestRecord, Resolved, UnverifiedEvidence,
 };
-use crate::policy::input::{self, Admitted, ImageInput};
-use crate::policy::{RegoOutcome, RequestContext};
-use crate::verify::{Verified, Verifier};
+use crate::policy::input::{self, Admitted, ContractInfo, ImageInput, PolicyInput};
+use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Violation};
+use crate::verify::{SourceKind, Verified, Verifier};
 use decision::{
     ContractResult, ErrorInfo, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision, Outcome,
-    RejectedEvidence, Verdict,
+    PlatformVerdict, RejectedEvidence, Verdict,
 };
 
 /// One place an image appears in a request.
@@ -141,8 +141,10 @@ pub struct EvidenceSet {
     pub digest: Digest,
     /// Platform manifests, for an index.
     pub platforms: Vec<PlatformManifest>,
-    /// Evidence that verified.
-    pub verified: Vec<Verified>,
+    /// Evidence that verified, each converted once to its policy-input form.
+    pub evidence: Vec<Evidence>,
+    /// The digests of `evidence`, sorted: the evidence part of verdict keys.
+    pub ids: Arc<[Digest]>,
     /// Evidence that did not, with the reason.
     pub rejected: Vec<RejectedEvidence>,
     /// Discovery notes.
@@ -216,7 +218,7 @@ struct Caches {
     // Plain caches.
     tags_negative: SyncCache<TagKey, Shared<PipelineError>>,
     evidence_negative: SyncCache<EvidenceKey, Shared<PipelineError>>,
-    verdicts: SyncCache<u64, Shared<Evaluated>>,
+    verdicts: SyncCache<VerdictKey, Shared<Evaluated>>,
     lkg_tags: SyncCache<TagKey, Shared<(Resolved, jiff::Timestamp)>>,
     lkg_evidence: SyncCache<EvidenceKey, Shared<EvidenceSet>>,
 }
@@ -283,6 +285,21 @@ struct Evaluated {
     outcome: Result<RegoOutcome, String>,
     used: Vec<Digest>,
     ignored: Vec<Ignored>,
+}
+
+/// What a verdict depends on, and nothing else: the contract revision (its
+/// Rego, library, parameters, authorities and overrides), the trust
+/// material, the image as the input shows it (reference, digest, platform
+/// scope), the verified evidence set and the projection of the context onto
+/// the fields the contract declares. Compared with `Eq`, so two requests
+/// share a verdict only when its input would be identical.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct VerdictKey {
+    revision: Digest,
+    trust: Digest,
+    image: Arc<ImageInput>,
+    evidence: Arc<[Digest]>,
+    context: ContextProjection,
 }
 
 /// The engine. Cheap to share (`Arc<Engine>`); hot-reloadable.
@@ -487,7 +504,10 @@ impl Engine {
         }
     }
 
-    /// The bindings (or gate-selected contracts) that apply.
+    /// The bindings that apply, as admission binds them; a gate call's
+    /// `contracts` only narrows that set (gate ⊆ admission by
+    /// construction: a contract's defaults never replace a binding's
+    /// authorities, parameters or mode).
     fn bind(
         &self,
         rt: &Runtime,
@@ -496,32 +516,6 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Vec<BoundUse> {
         let config = &rt.config;
-        if let Some(names) = &req.contracts {
-            return names
-                .iter()
-                .filter_map(|n| config.contracts.get(n).map(|c| (n, c)))
-                .map(|(n, c)| BoundUse {
-                    binding: String::new(),
-                    mode: EffectiveMode {
-                        mode: Mode::Enforce,
-                        configured: Mode::Enforce,
-                        enforce_after: None,
-                    },
-                    exemption: None,
-                    expired_exemption: None,
-                    contract: BoundContract {
-                        name: n.clone(),
-                        version: c.contract.version().to_owned(),
-                        parameters: c.contract.spec.parameters.clone(),
-                        authorities: Arc::new(c.authorities.clone()),
-                        authority_specs: Arc::new(c.contract.spec.authorities.clone()),
-                        program: c.program.clone(),
-                        revision: c.contract.revision.clone(),
-                    },
-                    pin: false,
-                })
-                .collect();
-        }
         let trust_labels = config.spec.admission.trust_namespace_labels;
         let mut out = Vec::new();
         for b in &config.bindings {
@@ -531,6 +525,11 @@ impl Engine {
             let mode = b.binding.mode_at(now);
             let (active, expired) = b.binding.exemption_for(image, now);
             for c in &b.contracts {
+                if let Some(names) = &req.contracts
+                    && !names.iter().any(|n| n == &c.name)
+                {
+                    continue;
+                }
                 out.push(BoundUse {
                     binding: b.binding.name().to_owned(),
                     mode,
@@ -552,6 +551,36 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Checks a gate call's contract selection: every named contract must
+    /// be bound, in the request's context, to every image named. Returns
+    /// the first (image, contract) pair that is not, for a 400 that names
+    /// it; selection never falls back to a contract's defaults.
+    pub async fn unbound_selection(&self, req: &DecisionRequest) -> Option<(String, String)> {
+        let names = req.contracts.as_ref()?;
+        let rt = self.runtime();
+        let now = self.clock.now();
+        let mut unnarrowed = DecisionRequest {
+            contracts: None,
+            ..req.clone()
+        };
+        if let Some(labels) = self.namespace_labels(&rt, req).await {
+            unnarrowed.context.namespace_labels = labels;
+        }
+        for u in &req.images {
+            let Ok(image) = ImageRef::parse(&u.image) else {
+                // An unreadable reference is denied by the decision itself.
+                continue;
+            };
+            let bound = self.bind(&rt, &image, &unnarrowed, now);
+            for n in names {
+                if !bound.iter().any(|b| &b.contract.name == n) {
+                    return Some((u.image.clone(), n.clone()));
+                }
+            }
+        }
+        None
     }
 
     /// The start of stage 1: the reference parsed and the bindings found,
@@ -618,9 +647,12 @@ impl Engine {
             }
         };
         match self.evidence(rt, &reference, &resolved, &creds).await {
-            Ok(set) => {
+            Ok((set, missed)) => {
                 p.requests = resolve_requests;
-                p.requests.extend(set.requests.iter().cloned());
+                // Requests are reported by the call that made them only.
+                if missed {
+                    p.requests.extend(set.requests.iter().cloned());
+                }
                 p.digest = Some(resolved.digest.clone());
                 p.evidence = Ok(Some(set));
             }
@@ -823,7 +855,7 @@ impl Engine {
                 Err(e) => Err(PipelineError::registry(requests)(e)),
             }
         };
-        let (r, _) = self
+        let (r, missed) = self
             .coalesced(
                 "tag",
                 &self.caches.tags,
@@ -832,6 +864,11 @@ impl Engine {
                 fetch,
             )
             .await?;
+        if !missed {
+            // A hit writes nothing (the last-known-good copy was written
+            // when this answer was fetched) and reports no requests.
+            return Ok((r.0.clone(), Vec::new()));
+        }
         self.caches
             .lkg_tags
             .insert(key, Arc::new((r.0.clone(), self.clock.now())));
@@ -845,7 +882,7 @@ impl Engine {
         image: &ImageRef,
         resolved: &Resolved,
         creds: &Arc<CredentialSet>,
-    ) -> Result<Shared<EvidenceSet>, PipelineError> {
+    ) -> Result<(Shared<EvidenceSet>, bool), PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds);
         let fetch = self.fetch_and_verify(rt, image, resolved, creds);
         let (set, missed) = self
@@ -860,7 +897,7 @@ impl Engine {
         if missed {
             self.caches.lkg_evidence.insert(key, set.clone());
         }
-        Ok(set)
+        Ok((set, missed))
     }
 
     /// One lookup of a coalescing cache: a cached permanent error, a hit,
@@ -931,14 +968,20 @@ impl Engine {
         let verifier = rt.verifier.clone();
         let metrics = self.metrics.clone();
         let pieces = discovery.evidence;
-        let (verified, rejected) =
+        let (evidence, rejected) =
             tokio::task::spawn_blocking(move || verify_all(&verifier, &metrics, pieces))
                 .await
                 .map_err(|e| PipelineError::Internal(format!("verification task: {e}")))?;
+        let mut ids: Vec<Digest> = evidence
+            .iter()
+            .map(|e| e.verified().facts().evidence_digest().clone())
+            .collect();
+        ids.sort();
         Ok(EvidenceSet {
             digest: discovery.digest,
             platforms: discovery.platforms,
-            verified,
+            evidence,
+            ids: ids.into(),
             rejected,
             notes: discovery.notes,
             registry: discovery.registry,
@@ -1011,79 +1054,34 @@ impl Engine {
         d.notes = set.notes.clone();
         d.rejected = set.rejected.clone();
         d.evidence = set
-            .verified
+            .evidence
             .iter()
-            .map(|v| EvidenceEntry {
-                kind: match v {
-                    Verified::Attestation(_) => "attestation",
-                    Verified::Signature(_) => "signature",
-                },
-                predicate_type: match v {
-                    Verified::Attestation(a) => Some(a.statement().predicate_type().to_owned()),
-                    Verified::Signature(_) => None,
-                },
-                facts: v.facts().clone(),
+            .map(|e| {
+                let v = e.verified();
+                EvidenceEntry {
+                    kind: match v {
+                        Verified::Attestation(_) => "attestation",
+                        Verified::Signature(_) => "signature",
+                    },
+                    predicate_type: match v {
+                        Verified::Attestation(a) => Some(a.statement().predicate_type().to_owned()),
+                        Verified::Signature(_) => None,
+                    },
+                    facts: v.facts().clone(),
+                }
             })
             .collect();
-        let image_input = ImageInput::new(reference, &set.digest, &set.platforms);
+        let scopes = scopes(rt, reference, &set);
         let mut outcome = Outcome::Allow;
         for b in &p.bound {
             let started = Instant::now();
-            let evaluated = self.evaluate(&b.contract, &set, &image_input, &d.context, now);
+            let projection = b.contract.context.project(&d.context);
+            let result = self.judge_contract(rt, b, &set, &scopes, &projection, now);
             observe(&self.metrics.policy_seconds, started.elapsed());
-            let mut result = ContractResult {
-                name: b.contract.name.clone(),
-                version: b.contract.version.clone(),
-                revision: b.contract.revision.clone(),
-                binding: b.binding.clone(),
-                mode: b.mode,
-                verdict: Verdict::Pass,
-                deny: Vec::new(),
-                warn: Vec::new(),
-                error: None,
-                exemption: None,
-                evidence_used: evaluated.used.clone(),
-                ignored: evaluated.ignored.clone(),
-            };
-            match &evaluated.outcome {
-                Ok(o) => {
-                    result.deny = o.deny.clone();
-                    result.warn = o.warn.clone();
-                    result.verdict = if !o.deny.is_empty() {
-                        Verdict::Deny
-                    } else if !o.warn.is_empty() {
-                        Verdict::Warn
-                    } else {
-                        Verdict::Pass
-                    };
-                }
-                Err(e) => {
-                    result.verdict = Verdict::Error;
-                    result.error = Some(format!("{e}; denied (fail closed)"));
-                }
-            }
-            let failed = matches!(result.verdict, Verdict::Deny | Verdict::Error);
-            if failed && let Some(ex) = &b.exemption {
-                result.verdict = Verdict::Exempt;
-                result.exemption = Some(ex.clone());
-            }
             if let Some(note) = &b.expired_exemption {
                 d.notes.push(note.clone());
             }
-            let contributes = match (b.mode.mode, result.verdict) {
-                (Mode::Audit, _) => Outcome::Allow,
-                (Mode::Enforce, Verdict::Deny | Verdict::Error) => Outcome::Deny,
-                (Mode::Warn, Verdict::Deny | Verdict::Error) => Outcome::Warn,
-                (_, Verdict::Warn | Verdict::Exempt) => Outcome::Warn,
-                (_, Verdict::Pass) => {
-                    if result.warn.is_empty() {
-                        Outcome::Allow
-                    } else {
-                        Outcome::Warn
-                    }
-                }
-            };
-            outcome = outcome.max(contributes);
+            outcome = outcome.max(contribution(b.mode.mode, &result));
             d.contracts.push(result);
         }
         if d.degraded.is_some() {
@@ -1094,6 +1092,96 @@ impl Engine {
             && reference.digest().is_none()
             && p.bound.iter().any(|b| b.pin);
         d
+    }
+
+    /// One bound contract's result over every scope of the image (the image,
+    /// or each judged platform of an index): the worst verdict wins, and
+    /// each message names the platform it is about.
+    fn judge_contract(
+        &self,
+        rt: &Runtime,
+        b: &BoundUse,
+        set: &EvidenceSet,
+        scopes: &Result<Vec<Scope>, String>,
+        projection: &ContextProjection,
+        now: jiff::Timestamp,
+    ) -> ContractResult {
+        let mut result = ContractResult {
+            name: b.contract.name.clone(),
+            version: b.contract.version.clone(),
+            revision: b.contract.revision.clone(),
+            binding: b.binding.clone(),
+            mode: b.mode,
+            verdict: Verdict::Pass,
+            deny: Vec::new(),
+            warn: Vec::new(),
+            error: None,
+            exemption: None,
+            evidence_used: Vec::new(),
+            ignored: Vec::new(),
+            platforms: Vec::new(),
+        };
+        let scopes = match scopes {
+            Ok(s) => s,
+            Err(e) => {
+                result.verdict = Verdict::Error;
+                result.error = Some(format!("{e}; denied (fail closed)"));
+                return apply_exemption(result, b);
+            }
+        };
+        let mut errors = Vec::new();
+        for scope in scopes {
+            let evaluated = self.evaluate(rt, &b.contract, set, &scope.image, projection, now);
+            let verdict = match &evaluated.outcome {
+                Ok(o) => {
+                    let prefix = |v: &Violation| match &scope.label {
+                        Some(l) => Violation {
+                            msg: format!("{l}: {}", v.msg),
+                            ..v.clone()
+                        },
+                        None => v.clone(),
+                    };
+                    result.deny.extend(o.deny.iter().map(prefix));
+                    result.warn.extend(o.warn.iter().map(prefix));
+                    if !o.deny.is_empty() {
+                        Verdict::Deny
+                    } else if !o.warn.is_empty() {
+                        Verdict::Warn
+                    } else {
+                        Verdict::Pass
+                    }
+                }
+                Err(e) => {
+                    errors.push(match &scope.label {
+                        Some(l) => format!("{l}: {e}"),
+                        None => e.clone(),
+                    });
+                    Verdict::Error
+                }
+            };
+            result.verdict = worst(result.verdict, verdict);
+            for dg in &evaluated.used {
+                if !result.evidence_used.contains(dg) {
+                    result.evidence_used.push(dg.clone());
+                }
+            }
+            for i in &evaluated.ignored {
+                if !result.ignored.iter().any(|o| o.digest == i.digest) {
+                    result.ignored.push(i.clone());
+                }
+            }
+            if let Some(platform) = &scope.image.platform {
+                result.platforms.push(PlatformVerdict {
+                    platform: platform.clone(),
+                    digest: scope.image.digest.clone(),
+                    verdict,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            result.error = Some(format!("{}; denied (fail closed)", errors.join("; ")));
+        }
+        apply_exemption(result, b)
     }
 
     /// The outcome when evidence could not be fetched: a deny, unless no
@@ -1111,83 +1199,213 @@ impl Engine {
         o
     }
 
-    /// One contract over one evidence set, through the verdict cache.
+    /// One contract over one scope of an evidence set, through the verdict
+    /// cache. Concurrent misses of one key share one evaluation; only
+    /// successful evaluations are cached (an error, e.g. a time limit under
+    /// load, is tried again next time).
     fn evaluate(
         &self,
+        rt: &Runtime,
         contract: &BoundContract,
         set: &EvidenceSet,
-        image: &ImageInput,
-        ctx: &RequestContext,
+        image: &Arc<ImageInput>,
+        projection: &ContextProjection,
         now: jiff::Timestamp,
     ) -> Shared<Evaluated> {
-        let key = verdict_key(contract, set, image, ctx);
-        if let Some(v) = self.caches.verdicts.get(&key) {
-            self.metrics.cache_result("verdict", "hit");
-            return v;
-        }
-        self.metrics.cache_result("verdict", "miss");
-        let mut admitted = Vec::new();
-        let mut used = Vec::new();
-        let mut ignored = Vec::new();
-        for v in &set.verified {
-            let facts = v.facts();
-            let mut reasons = Vec::new();
-            let mut by = None;
-            for a in contract.authorities.iter() {
-                match a.admits(facts) {
-                    Ok(()) => {
-                        by = Some(a.name.as_str());
-                        break;
-                    }
-                    Err(e) => reasons.push(e.to_string()),
-                }
-            }
-            match by {
-                Some(name) => {
-                    used.push(facts.evidence_digest().clone());
-                    admitted.push(Admitted {
-                        evidence: v,
-                        authority: name,
-                    });
-                }
-                None => ignored.push(Ignored {
-                    digest: facts.evidence_digest().clone(),
-                    reason: if reasons.is_empty() {
-                        "ignored: the contract has no authorities".into()
-                    } else {
-                        format!("ignored: signer not trusted: {}", reasons.join("; "))
-                    },
-                }),
-            }
-        }
-        let outcome = if contract.authorities.is_empty() {
-            Err("the contract has no authorities, so no evidence can satisfy it".to_owned())
-        } else {
-            let doc = input::build(
-                now,
-                image,
-                &admitted,
-                ctx,
-                &contract.name,
-                &contract.version,
-                &contract.parameters,
-            );
-            contract
-                .program
-                .evaluate(regorus::Value::from(doc))
-                .map_err(|e| e.to_string())
+        let key = VerdictKey {
+            revision: contract.revision.clone(),
+            trust: rt.config.trust.fingerprint().clone(),
+            image: image.clone(),
+            evidence: set.ids.clone(),
+            context: projection.clone(),
         };
-        let v = Arc::new(Evaluated {
-            outcome,
-            used,
-            ignored,
+        let missed = AtomicBool::new(false);
+        let result = self.caches.verdicts.try_get_with(key, || {
+            missed.store(true, Ordering::Relaxed);
+            let v = Arc::new(evaluate_uncached(contract, set, image, projection, now));
+            if v.outcome.is_ok() { Ok(v) } else { Err(v) }
         });
-        // Only successful evaluations are cached; an error (e.g. a time
-        // limit under load) is re-tried next time.
-        if v.outcome.is_ok() {
-            self.caches.verdicts.insert(key, v.clone());
+        self.metrics.cache_result(
+            "verdict",
+            if missed.load(Ordering::Relaxed) {
+                "miss"
+            } else {
+                "hit"
+            },
+        );
+        match result {
+            Ok(v) => v,
+            Err(e) => (*e).clone(),
         }
-        v
+    }
+}
+
+/// A part of an image that is judged on its own.
+struct Scope {
+    /// The image as the input shows it.
+    image: Arc<ImageInput>,
+    /// `platform linux/amd64` for a platform of an index.
+    label: Option<String>,
+}
+
+/// The scopes of an image: the image itself, or, for an index, each
+/// platform the cluster runs. Evidence bound to the index counts for every
+/// platform (its signature covers the list that names each one); evidence
+/// bound to one platform counts for that platform only, so one attested
+/// platform never passes the others. `Err` when the index lists no platform
+/// that is judged.
+fn scopes(rt: &Runtime, reference: &ImageRef, set: &EvidenceSet) -> Result<Vec<Scope>, String> {
+    let base = ImageInput {
+        reference: reference.to_string(),
+        registry: reference.registry().to_owned(),
+        repository: reference.repository().to_owned(),
+        tag: reference.tag().map(str::to_owned),
+        digest: set.digest.clone(),
+        platform: None,
+        index: None,
+    };
+    if set.platforms.is_empty() {
+        return Ok(vec![Scope {
+            image: Arc::new(base),
+            label: None,
+        }]);
+    }
+    let filter = &rt.config.platforms;
+    let judged: Vec<&PlatformManifest> = set
+        .platforms
+        .iter()
+        .filter(|p| filter.includes(&p.platform))
+        .collect();
+    if judged.is_empty() {
+        let listed: Vec<&str> = set.platforms.iter().map(|p| p.platform.as_str()).collect();
+        return Err(format!(
+            "the image index lists no platform this cluster runs (index: {}; platforms: {filter})",
+            listed.join(", ")
+        ));
+    }
+    Ok(judged
+        .into_iter()
+        .map(|p| Scope {
+            image: Arc::new(ImageInput {
+                digest: p.digest.clone(),
+                platform: Some(p.platform.clone()),
+                index: Some(set.digest.clone()),
+                ..base.clone()
+            }),
+            label: Some(format!("platform {}", p.platform)),
+        })
+        .collect())
+}
+
+/// The evaluation behind a verdict-cache miss: the authority check, the
+/// input (a deny if it cannot be built) and the Rego.
+fn evaluate_uncached(
+    contract: &BoundContract,
+    set: &EvidenceSet,
+    image: &ImageInput,
+    projection: &ContextProjection,
+    now: jiff::Timestamp,
+) -> Evaluated {
+    let mut admitted: Vec<Admitted<'_>> = Vec::new();
+    let mut used = Vec::new();
+    let mut ignored = Vec::new();
+    for ev in &set.evidence {
+        let facts = ev.verified().facts();
+        // Evidence about another platform of the index is not this scope's.
+        if !image.evidence_digests().any(|d| d == facts.subject()) {
+            continue;
+        }
+        if !contract.legacy_cosign
+            && matches!(
+                facts.source().kind,
+                SourceKind::CosignSig | SourceKind::CosignAtt
+            )
+        {
+            ignored.push(Ignored {
+                digest: facts.evidence_digest().clone(),
+                reason: format!(
+                    "found under a legacy cosign tag, which contract {} does not accept (legacyCosign: false)",
+                    contract.name
+                ),
+            });
+            continue;
+        }
+        match input::admit(&contract.authorities, ev) {
+            Ok(a) => {
+                used.push(facts.evidence_digest().clone());
+                admitted.push(a);
+            }
+            Err(reasons) => ignored.push(Ignored {
+                digest: facts.evidence_digest().clone(),
+                reason: if reasons.is_empty() {
+                    "the contract has no authorities".into()
+                } else {
+                    format!("signer not trusted: {}", reasons.join("; "))
+                },
+            }),
+        }
+    }
+    let outcome = if contract.authorities.is_empty() {
+        Err("the contract has no authorities, so no evidence can satisfy it".to_owned())
+    } else {
+        PolicyInput::build(
+            now,
+            image,
+            &admitted,
+            projection,
+            ContractInfo {
+                name: &contract.name,
+                version: &contract.version,
+                parameters: &contract.parameters_value,
+            },
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|input| contract.program.evaluate(&input).map_err(|e| e.to_string()))
+    };
+    Evaluated {
+        outcome,
+        used,
+        ignored,
+    }
+}
+
+/// The more severe of two verdicts (for the worst platform).
+fn worst(a: Verdict, b: Verdict) -> Verdict {
+    let rank = |v: Verdict| match v {
+        Verdict::Pass | Verdict::Exempt => 0,
+        Verdict::Warn => 1,
+        Verdict::Deny => 2,
+        Verdict::Error => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// A failed contract under an active exemption is exempt.
+fn apply_exemption(mut result: ContractResult, b: &BoundUse) -> ContractResult {
+    let failed = matches!(result.verdict, Verdict::Deny | Verdict::Error);
+    if failed && let Some(ex) = &b.exemption {
+        result.verdict = Verdict::Exempt;
+        result.exemption = Some(ex.clone());
+    }
+    result
+}
+
+/// What one contract's result contributes to the image's outcome in a
+/// mode: audit never changes the outcome; warn turns failures into
+/// warnings; enforce denies on a deny or an evaluation error.
+fn contribution(mode: Mode, result: &ContractResult) -> Outcome {
+    match (mode, result.verdict) {
+        (Mode::Audit, _) => Outcome::Allow,
+        (Mode::Enforce, Verdict::Deny | Verdict::Error) => Outcome::Deny,
+        (Mode::Warn, Verdict::Deny | Verdict::Error) => Outcome::Warn,
+        (_, Verdict::Warn | Verdict::Exempt) => Outcome::Warn,
+        (_, Verdict::Pass) => {
+            if result.warn.is_empty() {
+                Outcome::Allow
+            } else {
+                Outcome::Warn
+            }
+        }
     }
 }
 
@@ -1197,32 +1415,13 @@ fn within(now: jiff::Timestamp, at: jiff::Timestamp, window: Duration) -> bool {
     age >= 0 && (age as u128) <= window.as_millis()
 }
 
-fn verdict_key(
-    contract: &BoundContract,
-    set: &EvidenceSet,
-    image: &ImageInput,
-    ctx: &RequestContext,
-) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    contract.revision.hash(&mut h);
-    contract.name.hash(&mut h);
-    set.digest.hash(&mut h);
-    set.fetched_at.as_millisecond().hash(&mut h);
-    for v in &set.verified {
-        v.facts().evidence_digest().hash(&mut h);
-    }
-    image.reference.hash(&mut h);
-    ctx.hash(&mut h);
-    h.finish()
-}
-
 /// Verifies every discovered piece; runs on a blocking thread.
 fn verify_all(
     verifier: &Verifier,
     metrics: &Metrics,
     pieces: Vec<UnverifiedEvidence>,
-) -> (Vec<Verified>, Vec<RejectedEvidence>) {
-    let mut verified: Vec<Verified> = Vec::new();
+) -> (Vec<Evidence>, Vec<RejectedEvidence>) {
+    let mut verified: Vec<Evidence> = Vec::new();
     let mut rejected = Vec::new();
     let mut seen: BTreeMap<Digest, ()> = BTreeMap::new();
     for e in pieces {
@@ -1246,9 +1445,15 @@ fn verify_all(
             ),
         };
         observe(&metrics.verification_seconds, started.elapsed());
-        match result {
+        // Converted to its policy-input form once, here, not per evaluation;
+        // evidence that cannot be converted is rejected (never passed on
+        // half-built).
+        match result
+            .map_err(|e| e.to_string())
+            .and_then(|v| Evidence::new(v).map_err(|e| e.to_string()))
+        {
             Ok(v) => {
-                let digest = v.facts().evidence_digest().clone();
+                let digest = v.verified().facts().evidence_digest().clone();
                 if seen.insert(digest, ()).is_none() {
                     verified.push(v);
                 }
@@ -1257,7 +1462,7 @@ fn verify_all(
                 source: e.source.kind,
                 subject: e.subject.clone(),
                 layer: e.source.layer.clone(),
-                reason: err.to_string(),
+                reason: err,
             }),
         }
     }

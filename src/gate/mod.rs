@@ -304,6 +304,25 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
         deadline: Some(Instant::now() + crate::server::gate_deadline_of(&s)),
         contracts: request.contracts.clone(),
     };
+    // A selection only narrows what admission would bind for the same
+    // images and context; naming a contract that is not bound is an error,
+    // never a fallback to the contract's own defaults.
+    if let Some((image, contract)) = s.engine.unbound_selection(&decision_request).await {
+        count(&s, "invalid");
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "contract {contract:?} is not bound to {image} in this context (namespace {}, kind {}); \
+                 `contracts` may only narrow the contracts the bindings apply, as admission would",
+                decision_request
+                    .context
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("(none)"),
+                decision_request.context.kind.as_deref().unwrap_or("(none)"),
+            ),
+        );
+    }
     let decisions = s.engine.decide(&decision_request).await;
     let now = s.engine.clock().now();
     let mut reports: Vec<ImageReport> = decisions

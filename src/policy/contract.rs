@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::Digest as _;
 
+use super::context::ContextField;
 use crate::digest::Digest;
 use crate::verify::{
     Authority, AuthorityKind, IdentityError, KeylessIdentity, Matcher, MatcherSpec, TrustStore,
@@ -57,6 +58,20 @@ pub struct ContractSpec {
     /// Default parameters (a binding may override them).
     #[serde(default)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// The request-context fields the Rego reads (`namespace`,
+    /// `labels.team`, …; default: none). The input carries only these, and
+    /// verdicts are reused across requests that agree on them.
+    #[serde(default)]
+    pub context: Vec<ContextField>,
+    /// Whether evidence found under cosign's legacy `sha256-<hex>.sig` and
+    /// `.att` tags counts for this contract (default: true). When no bound
+    /// contract accepts it, discovery does not even look for those tags.
+    #[serde(default = "default_legacy_cosign")]
+    pub legacy_cosign: bool,
+}
+
+fn default_legacy_cosign() -> bool {
+    true
 }
 
 /// One authority as written.

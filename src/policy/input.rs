@@ -1,55 +1,69 @@
-//! The policy input document, `provgate.dev/policy-input/v1`.
+//! The policy input document, `provgate.dev/policy-input/v1`, as a type.
 //!
-//! Built only from [`Verified`] values that a contract's authorities
-//! admitted: there is no constructor taking raw bytes, so no unverified
-//! registry content can reach Rego. Documented in `docs/policy-input.md`,
-//! with a JSON Schema in `docs/policy-input.schema.json`.
+//! The "verified only" boundary is enforced by construction, not by
+//! convention:
+//!
+//! - an [`Evidence`] is made only from a [`Verified`] value (which only
+//!   `crate::verify` can make), converted once to the regorus value the
+//!   input carries;
+//! - an [`Admitted`] is made only by [`admit`], which runs the contract's
+//!   authority check on the verified signer facts;
+//! - a [`PolicyInput`] is made only by [`PolicyInput::build`] from admitted
+//!   evidence, the image and the projected request context, and
+//!   `RegoProgram::evaluate` accepts nothing else. The one other door is
+//!   [`crate::policy::testing::unverified_input`], named for what it is and
+//!   used by `provgate policy eval`/`test` only.
+//!
+//! An input that cannot be built is an error, which the engine turns into a
+//! deny. Documented in `docs/policy-input.md`, with a JSON Schema in
+//! `docs/policy-input.schema.json`.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::context::ContextProjection;
 use crate::digest::Digest;
-use crate::oci::{ImageRef, PlatformManifest};
-use crate::verify::{Signer, SourceKind, TlogFact, TrustedTime, Verified};
+use crate::verify::{Authority, Signer, SourceKind, TlogFact, TrustedTime, Verified};
+
+pub use super::context::RequestContext;
 
 /// The input's `apiVersion`.
 pub const POLICY_INPUT_V1: &str = "provgate.dev/policy-input/v1";
 
-/// The request context a decision is made in.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestContext {
-    /// `admission`, `gate`, `report` or `cli`.
-    pub source: String,
-    /// Namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Object kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// Object name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Container name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// Admission operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// Object labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Namespace labels, when known.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub namespace_labels: BTreeMap<String, String>,
-    /// The requesting user or CI identity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+/// Why an input could not be built (the engine denies).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A part could not be converted to a policy value.
+    #[error("cannot build the policy input: {part}: {reason}")]
+    Convert {
+        /// Which part.
+        part: &'static str,
+        /// What failed.
+        reason: String,
+    },
 }
 
-/// The image section.
-#[derive(Debug, Clone, Serialize)]
+fn to_value<T: Serialize>(part: &'static str, v: &T) -> Result<regorus::Value, InputError> {
+    let json = serde_json::to_value(v).map_err(|e| InputError::Convert {
+        part,
+        reason: e.to_string(),
+    })?;
+    regorus::Value::deserialize(&json).map_err(|e| InputError::Convert {
+        part,
+        reason: e.to_string(),
+    })
+}
+
+/// The `image` section: what is judged.
+///
+/// For a single-platform image, `digest` is its manifest. An image index is
+/// judged once per platform: `digest` is the platform manifest, `platform`
+/// names it and `index` is the index it was reached through; evidence bound
+/// to either counts (the index's signature covers the list that names this
+/// manifest), evidence bound to another platform does not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageInput {
     /// The reference as written (normalised).
@@ -64,49 +78,46 @@ pub struct ImageInput {
     pub tag: Option<String>,
     /// The digest judged.
     pub digest: Digest,
-    /// Platform manifests of an index.
-    pub platforms: Vec<PlatformManifest>,
+    /// The platform judged (`os/arch[/variant]`), when judging one platform
+    /// of an index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The index digest, when judging one platform of an index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<Digest>,
 }
 
 impl ImageInput {
-    /// From a reference, its digest and platforms.
-    pub fn new(image: &ImageRef, digest: &Digest, platforms: &[PlatformManifest]) -> Self {
-        ImageInput {
-            reference: image.to_string(),
-            registry: image.registry().to_owned(),
-            repository: image.repository().to_owned(),
-            tag: image.tag().map(str::to_owned),
-            digest: digest.clone(),
-            platforms: platforms.to_vec(),
-        }
+    /// The digests whose evidence applies to this image: the digest judged
+    /// and, for a platform of an index, the index.
+    pub fn evidence_digests(&self) -> impl Iterator<Item = &Digest> {
+        std::iter::once(&self.digest).chain(self.index.iter())
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 struct SourceInput {
     kind: SourceKind,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AttestationInput<'a> {
     predicate_type: &'a str,
     statement: &'a serde_json::Value,
     subject: &'a Digest,
     digest: &'a Digest,
-    authority: &'a str,
     signer: &'a Signer,
     time: &'a TrustedTime,
     tlog: &'a [TlogFact],
     source: SourceInput,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignatureInput<'a> {
     subject: &'a Digest,
     digest: &'a Digest,
-    authority: &'a str,
     signer: &'a Signer,
     time: &'a TrustedTime,
     tlog: &'a [TlogFact],
@@ -114,89 +125,202 @@ struct SignatureInput<'a> {
     payload: Option<&'a serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ContractInput<'a> {
-    name: &'a str,
-    version: &'a str,
-    parameters: &'a serde_json::Map<String, serde_json::Value>,
+/// A verified piece of evidence and its policy-input form, converted once
+/// (when the evidence enters the cache), not per evaluation.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    verified: Verified,
+    value: regorus::Value,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Input<'a> {
-    api_version: &'static str,
-    now: String,
-    image: &'a ImageInput,
-    attestations: Vec<AttestationInput<'a>>,
-    signatures: Vec<SignatureInput<'a>>,
-    context: &'a RequestContext,
-    contract: ContractInput<'a>,
-}
+impl Evidence {
+    /// Converts verified evidence to its input entry (without the admitting
+    /// authority, which depends on the contract).
+    pub fn new(verified: Verified) -> Result<Self, InputError> {
+        let f = verified.facts();
+        let source = SourceInput {
+            kind: f.source().kind,
+        };
+        let value = match &verified {
+            Verified::Attestation(att) => to_value(
+                "attestation",
+                &AttestationInput {
+                    predicate_type: att.statement().predicate_type(),
+                    statement: att.statement().json(),
+                    subject: f.subject(),
+                    digest: f.evidence_digest(),
+                    signer: f.signer(),
+                    time: f.time(),
+                    tlog: f.tlog(),
+                    source,
+                },
+            )?,
+            Verified::Signature(sig) => to_value(
+                "signature",
+                &SignatureInput {
+                    subject: f.subject(),
+                    digest: f.evidence_digest(),
+                    signer: f.signer(),
+                    time: f.time(),
+                    tlog: f.tlog(),
+                    source,
+                    payload: sig.payload(),
+                },
+            )?,
+        };
+        Ok(Evidence { verified, value })
+    }
 
-/// One piece of admitted evidence and the authority that admitted it.
-pub struct Admitted<'a> {
     /// The verified evidence.
-    pub evidence: &'a Verified,
-    /// The admitting authority's name.
-    pub authority: &'a str,
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The policy-input entry, without `authority`.
+    pub fn value(&self) -> &regorus::Value {
+        &self.value
+    }
 }
 
-/// Builds the policy input for one image and one contract.
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    now: jiff::Timestamp,
-    image: &ImageInput,
-    admitted: &[Admitted<'_>],
-    context: &RequestContext,
-    contract_name: &str,
-    contract_version: &str,
-    parameters: &serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Value {
-    let mut attestations = Vec::new();
-    let mut signatures = Vec::new();
-    for a in admitted {
-        let f = a.evidence.facts();
-        match a.evidence {
-            Verified::Attestation(att) => attestations.push(AttestationInput {
-                predicate_type: att.statement().predicate_type(),
-                statement: att.statement().json(),
-                subject: f.subject(),
-                digest: f.evidence_digest(),
-                authority: a.authority,
-                signer: f.signer(),
-                time: f.time(),
-                tlog: f.tlog(),
-                source: SourceInput {
-                    kind: f.source().kind,
-                },
-            }),
-            Verified::Signature(sig) => signatures.push(SignatureInput {
-                subject: f.subject(),
-                digest: f.evidence_digest(),
-                authority: a.authority,
-                signer: f.signer(),
-                time: f.time(),
-                tlog: f.tlog(),
-                source: SourceInput {
-                    kind: f.source().kind,
-                },
-                payload: sig.payload(),
-            }),
+/// Evidence that an authority of the contract admitted. Only [`admit`]
+/// makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted<'a> {
+    evidence: &'a Evidence,
+    authority: &'a str,
+}
+
+impl<'a> Admitted<'a> {
+    /// The evidence.
+    pub fn evidence(&self) -> &'a Evidence {
+        self.evidence
+    }
+
+    /// The name of the authority that admitted it.
+    pub fn authority(&self) -> &'a str {
+        self.authority
+    }
+}
+
+/// Runs the authority check: the first of `authorities` that admits the
+/// evidence's verified signer facts admits it; otherwise the reasons of
+/// every authority are returned. No authority admits nothing.
+pub fn admit<'a>(
+    authorities: &'a [Authority],
+    evidence: &'a Evidence,
+) -> Result<Admitted<'a>, Vec<String>> {
+    let facts = evidence.verified.facts();
+    let mut reasons = Vec::new();
+    for a in authorities {
+        match a.admits(facts) {
+            Ok(()) => {
+                return Ok(Admitted {
+                    evidence,
+                    authority: &a.name,
+                });
+            }
+            Err(e) => reasons.push(e.to_string()),
         }
     }
-    let input = Input {
-        api_version: POLICY_INPUT_V1,
-        now: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        image,
-        attestations,
-        signatures,
-        context,
-        contract: ContractInput {
-            name: contract_name,
-            version: contract_version,
-            parameters,
-        },
-    };
-    serde_json::to_value(&input).unwrap_or(serde_json::Value::Null)
+    Err(reasons)
+}
+
+/// The contract section.
+#[derive(Debug, Clone, Copy)]
+pub struct ContractInfo<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Version.
+    pub version: &'a str,
+    /// Effective parameters, as a policy value.
+    pub parameters: &'a regorus::Value,
+}
+
+/// Converts contract parameters once per compiled binding.
+pub fn parameters_value(
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> Result<regorus::Value, InputError> {
+    to_value("contract.parameters", parameters)
+}
+
+/// A complete policy input. Only [`PolicyInput::build`] (from admitted,
+/// verified evidence) and the named testing door make one.
+#[derive(Debug, Clone)]
+pub struct PolicyInput {
+    value: regorus::Value,
+}
+
+impl PolicyInput {
+    /// Builds the input for one image and one contract from the evidence
+    /// its authorities admitted, the image and the projected context.
+    pub fn build(
+        now: jiff::Timestamp,
+        image: &ImageInput,
+        admitted: &[Admitted<'_>],
+        context: &ContextProjection,
+        contract: ContractInfo<'_>,
+    ) -> Result<Self, InputError> {
+        let mut attestations = Vec::new();
+        let mut signatures = Vec::new();
+        for a in admitted {
+            let mut entry = a.evidence.value.clone();
+            entry
+                .as_object_mut()
+                .map_err(|e| InputError::Convert {
+                    part: "evidence",
+                    reason: e.to_string(),
+                })?
+                .insert("authority".into(), a.authority.into());
+            match a.evidence.verified {
+                Verified::Attestation(_) => attestations.push(entry),
+                Verified::Signature(_) => signatures.push(entry),
+            }
+        }
+        let mut contract_obj = BTreeMap::new();
+        contract_obj.insert("name".into(), contract.name.into());
+        contract_obj.insert("version".into(), contract.version.into());
+        contract_obj.insert("parameters".into(), contract.parameters.clone());
+        let mut top = BTreeMap::new();
+        top.insert("apiVersion".into(), POLICY_INPUT_V1.into());
+        top.insert(
+            "now".into(),
+            now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into(),
+        );
+        top.insert("image".into(), to_value("image", image)?);
+        top.insert("attestations".into(), regorus::Value::from(attestations));
+        top.insert("signatures".into(), regorus::Value::from(signatures));
+        top.insert("context".into(), context.to_value());
+        top.insert("contract".into(), regorus::Value::from(contract_obj));
+        Ok(PolicyInput {
+            value: regorus::Value::from(top),
+        })
+    }
+
+    /// The input as a regorus value.
+    pub fn value(&self) -> &regorus::Value {
+        &self.value
+    }
+
+    /// The input as JSON (for `--dump-input` and `policy input`).
+    pub fn to_json(&self) -> Result<serde_json::Value, InputError> {
+        let text = self.value.to_json_str().map_err(|e| InputError::Convert {
+            part: "input",
+            reason: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| InputError::Convert {
+            part: "input",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The testing door: any JSON document, unverified. Only
+    /// `crate::policy::testing` calls it.
+    pub(super) fn unverified(json: &serde_json::Value) -> Result<Self, InputError> {
+        Ok(PolicyInput {
+            value: regorus::Value::deserialize(json).map_err(|e| InputError::Convert {
+                part: "input",
+                reason: e.to_string(),
+            })?,
+        })
+    }
 }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 use super::contract::{CONTRACT_PACKAGE, RegoModule};
+use super::input::PolicyInput;
 
 /// Violations (deny or warn results) kept per rule; more are summarised.
 const MAX_VIOLATIONS: usize = 50;
@@ -196,8 +197,16 @@ impl RegoProgram {
         })
     }
 
-    /// Evaluates `deny` and `warn` over `input`.
-    pub fn evaluate(&self, input: Value) -> Result<RegoOutcome, PolicyError> {
+    /// Evaluates `deny` and `warn` over a policy input. The input type can
+    /// only be built from admitted, verified evidence (or through the named
+    /// testing door), so no unverified byte reaches Rego.
+    pub fn evaluate(&self, input: &PolicyInput) -> Result<RegoOutcome, PolicyError> {
+        self.eval_value(input.value().clone())
+    }
+
+    /// Evaluates `deny` and `warn` over any value (the core of
+    /// [`RegoProgram::evaluate`]).
+    fn eval_value(&self, input: Value) -> Result<RegoOutcome, PolicyError> {
         let has_warn = self.has_warn;
         self.with_engine(|engine| {
             engine.set_input(input);
@@ -316,11 +325,11 @@ mod tests {
     fn no_matching_rule_is_an_empty_deny_set() {
         let p = program("package provgate.contract\ndeny contains \"x\" if { input.bad }\n");
         let out = p
-            .evaluate(Value::from(serde_json::json!({"bad": false})))
+            .eval_value(Value::from(serde_json::json!({"bad": false})))
             .unwrap();
         assert!(out.deny.is_empty());
         let out = p
-            .evaluate(Value::from(serde_json::json!({"bad": true})))
+            .eval_value(Value::from(serde_json::json!({"bad": true})))
             .unwrap();
         assert_eq!(
             out.deny,
@@ -339,7 +348,7 @@ mod tests {
              deny contains {\"msg\": \"m\", \"requirement\": \"r\", \"fix\": \"f\"} if { true }\n\
              warn contains \"w\" if { true }\n",
         );
-        let out = p.evaluate(Value::new_object()).unwrap();
+        let out = p.eval_value(Value::new_object()).unwrap();
         assert_eq!(out.deny[0].requirement.as_deref(), Some("r"));
         assert_eq!(out.warn[0].msg, "w");
     }
@@ -348,17 +357,17 @@ mod tests {
     fn runtime_errors_and_malformed_results_are_errors() {
         let p = program("package provgate.contract\ndeny contains x if { x := 1 / input.zero }\n");
         assert!(matches!(
-            p.evaluate(Value::from(serde_json::json!({"zero": 0}))),
+            p.eval_value(Value::from(serde_json::json!({"zero": 0}))),
             Err(PolicyError::Eval(_))
         ));
         let p = program("package provgate.contract\ndeny contains 42 if { true }\n");
         assert!(matches!(
-            p.evaluate(Value::new_object()),
+            p.eval_value(Value::new_object()),
             Err(PolicyError::Malformed { .. })
         ));
         let p = program("package provgate.contract\ndeny contains {\"fix\": \"f\"} if { true }\n");
         assert!(matches!(
-            p.evaluate(Value::new_object()),
+            p.eval_value(Value::new_object()),
             Err(PolicyError::Malformed { .. })
         ));
     }
@@ -375,7 +384,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            p.evaluate(Value::new_object()),
+            p.eval_value(Value::new_object()),
             Err(PolicyError::Eval(_))
         ));
     }
@@ -385,7 +394,7 @@ mod tests {
         let p = program(
             "package provgate.contract\ndeny contains crypto.sha256(\"hello\") if { true }\n",
         );
-        let out = p.evaluate(Value::new_object()).unwrap();
+        let out = p.eval_value(Value::new_object()).unwrap();
         assert_eq!(
             out.deny[0].msg,
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"

@@ -10,7 +10,26 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::contract::{Contract, RegoModule};
-use super::rego::RegoProgram;
+use super::input::{InputError, PolicyInput};
+use super::rego::{PolicyError, RegoOutcome, RegoProgram};
+
+/// The testing door to the policy boundary: any JSON document becomes a
+/// [`PolicyInput`] without verification. For `provgate policy eval`,
+/// `policy test` and benchmarks only; the decision path builds inputs with
+/// [`PolicyInput::build`] from admitted, verified evidence.
+pub fn unverified_input(json: &serde_json::Value) -> Result<PolicyInput, InputError> {
+    PolicyInput::unverified(json)
+}
+
+/// Evaluates `program` over an unverified JSON input (see
+/// [`unverified_input`]).
+pub fn evaluate_unverified(
+    program: &RegoProgram,
+    json: &serde_json::Value,
+) -> Result<RegoOutcome, PolicyError> {
+    let input = unverified_input(json).map_err(|e| PolicyError::Eval(e.to_string()))?;
+    program.evaluate(&input)
+}
 
 /// One test's result.
 #[derive(Debug, Clone, Serialize)]

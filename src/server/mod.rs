@@ -296,6 +296,17 @@ pub async fn start_with_clock(
     }
     ready.store(true, Ordering::SeqCst);
     tracing::info!(%addr, metrics = ?metrics_addr, "provgate is serving");
+    for w in engine.runtime().config.world_trusting() {
+        tracing::warn!(
+            binding = %w.binding,
+            contract = %w.contract,
+            authority = %w.authority,
+            mode = w.mode.as_str(),
+            "authority trusts any {} identity: anyone who builds in a repository of their own passes; for demonstration only ({} mode), never for enforce",
+            w.issuer,
+            w.mode.as_str()
+        );
+    }
     Ok(Running {
         addr,
         metrics_addr,

@@ -13,6 +13,7 @@ mod discovery_cli;
 mod faults;
 mod gate;
 mod hostile;
+mod integrity;
 mod registry_options;
 mod report;
 mod server;
