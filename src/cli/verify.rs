@@ -236,7 +236,25 @@ fn missing_identity(args: &VerifyArgs, has_subject: bool, has_issuer: bool) -> S
         _ => "no signer identity was given",
     };
     let bundle = shell_quote(&args.bundle.display().to_string());
-    let artifact = shell_quote(&args.artifact);
+    // The user's other trust flags, so that the example runs as printed.
+    let mut trust: Vec<String> = Vec::new();
+    if args.no_public_good {
+        trust.push("--no-public-good".into());
+    }
+    for root in &args.trusted_roots {
+        trust.push(format!("--trusted-root {}", shell_quote(root)));
+    }
+    if args.allow_no_tlog {
+        trust.push("--allow-no-tlog".into());
+    }
+    let artifact = match trust.is_empty() {
+        true => shell_quote(&args.artifact),
+        false => format!(
+            "{} \\\n    {}",
+            trust.join(" "),
+            shell_quote(&args.artifact)
+        ),
+    };
     format!(
         "{missing}.\n\
          provgate verify needs --certificate-identity or --certificate-identity-regexp, AND \
