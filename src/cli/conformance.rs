@@ -7,6 +7,15 @@
 //! Exit 0 means verified. `FILE_OR_DIGEST` is a `sha256:<hex>` digest unless
 //! it names an existing file. The verification path is the same one the
 //! webhook uses; identities are exact, as the protocol specifies.
+//!
+//! The authorities here do not require a transparency-log entry, because the
+//! protocol has no flag for it; the rules that make Sigstore clients refuse
+//! unlogged evidence hold anyway, in the verifier: keyless evidence without
+//! an entry is refused under any trusted root that lists a log
+//! ([`crate::verify::VerifyError::MissingTlogEntry`]). Key-signed evidence
+//! without an entry is accepted with `--key` (its signature, timestamps and
+//! statement binding are still checked), which is the opt-in cosign users of
+//! `--tlog-upload=false` rely on.
 
 use std::path::PathBuf;
 use std::sync::Arc;

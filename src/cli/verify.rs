@@ -1,4 +1,9 @@
 //! `provgate verify`: verify one bundle offline and print what was verified.
+//!
+//! Who may have signed is never left open: the command needs a certificate
+//! identity *and* an OIDC issuer (exact or regex), or `--key`, as cosign
+//! does. Accepting any signer takes an explicit `--certificate-identity-regexp
+//! '.*' --certificate-oidc-issuer-regexp '.*'`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,8 +13,8 @@ use clap::Args;
 use super::{CliError, Exit, Output, read_file};
 use crate::digest::Digest;
 use crate::verify::{
-    ArtifactInput, Authority, AuthorityKind, KeylessIdentity, Matcher, TrustStore, Verifier,
-    VerifyLimits,
+    ArtifactInput, Authority, AuthorityKind, KeylessIdentity, Matcher, NotAdmitted, TrustStore,
+    Verifier, VerifyLimits,
 };
 
 /// Arguments of `provgate verify`.
@@ -39,7 +44,9 @@ pub struct VerifyArgs {
     /// Required OIDC issuer (regex, anchored at both ends).
     #[arg(long)]
     certificate_oidc_issuer_regexp: Option<String>,
-    /// Accept evidence without a transparency-log entry.
+    /// Accept key-signed evidence without a transparency-log entry (e.g.
+    /// cosign `--tlog-upload=false`, provgate VSAs). Keyless evidence still
+    /// needs an entry whenever its trusted root lists a log.
     #[arg(long)]
     allow_no_tlog: bool,
     /// Output format.
@@ -52,6 +59,8 @@ pub struct VerifyArgs {
 
 /// Runs `provgate verify`.
 pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
+    // Usage first: who may have signed, before any file is read.
+    let keyless = keyless_authority(&args)?;
     let mut trust = TrustStore::builder();
     if !args.no_public_good {
         trust = trust.public_good().github();
@@ -77,27 +86,17 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
         .build()
         .map_err(|e| CliError::new("loading trust material", e))?;
 
-    let identity = |exact: &Option<String>,
-                    re: &Option<String>,
-                    field: &str|
-     -> Result<Option<Matcher>, CliError> {
-        match (exact, re) {
-            (Some(v), _) => Matcher::exact(field, v).map(Some),
-            (_, Some(r)) => Matcher::regex(field, r).map(Some),
-            _ => Ok(None),
-        }
-        .map_err(|e| CliError::new("identity", e))
-    };
-    let subject = identity(
-        &args.certificate_identity,
-        &args.certificate_identity_regexp,
-        "--certificate-identity",
-    )?;
-    let issuer = identity(
-        &args.certificate_oidc_issuer,
-        &args.certificate_oidc_issuer_regexp,
-        "--certificate-oidc-issuer",
-    )?;
+    let authorities: Vec<Authority> = keyless
+        .into_iter()
+        .chain(trust.keys().iter().map(|key| Authority {
+            name: format!("--key {}", key.name()),
+            kind: AuthorityKind::Key {
+                key_id: key.key_id().to_owned(),
+                key_name: key.name().to_owned(),
+            },
+            require_tlog: !args.allow_no_tlog,
+        }))
+        .collect();
 
     let verifier = Verifier::new(Arc::new(trust), VerifyLimits::default());
     let bundle = read_file(&args.bundle)?;
@@ -121,32 +120,21 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Denied);
         }
     };
-    let authority = match (subject, issuer) {
-        (Some(subject), Some(issuer)) => Some(Authority {
-            name: "command line".into(),
-            kind: AuthorityKind::Keyless(KeylessIdentity {
-                issuer,
-                subject,
-                claims: Default::default(),
-                trusted_root: None,
-            }),
-            require_tlog: !args.allow_no_tlog,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(CliError::new(
-                "arguments",
-                "give both a certificate identity and an OIDC issuer, or neither",
-            ));
-        }
-    };
-    let admitted = match &authority {
-        Some(a) => a.admits(&facts),
-        None if !args.allow_no_tlog && !facts.tlog_verified() => Err(crate::verify::NotAdmitted(
-            "the evidence has no verified transparency-log entry (use --allow-no-tlog to accept)"
-                .into(),
+    // Admitted when one authority admits; otherwise every reason is told.
+    let admitted = match authorities
+        .iter()
+        .map(|a| a.admits(&facts))
+        .collect::<Vec<_>>()
+    {
+        results if results.iter().any(Result::is_ok) => Ok(()),
+        results => Err(NotAdmitted(
+            results
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|e| e.0)
+                .collect::<Vec<_>>()
+                .join("; "),
         )),
-        None => Ok(()),
     };
     match args.output {
         Output::Json => {
@@ -196,4 +184,116 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Denied
     })
+}
+
+/// The keyless authority of the command line: an identity and an issuer,
+/// each exact or a regex. Without both, only `--key` may stand in (then only
+/// the keys are trusted); anything else is a usage error that says what to
+/// add.
+fn keyless_authority(args: &VerifyArgs) -> Result<Option<Authority>, CliError> {
+    let matcher = |exact: &Option<String>, re: &Option<String>, field: &str| match (exact, re) {
+        (Some(v), _) => Matcher::exact(field, v).map(Some),
+        (_, Some(r)) => Matcher::regex(&format!("{field}-regexp"), r).map(Some),
+        _ => Ok(None),
+    };
+    let subject = matcher(
+        &args.certificate_identity,
+        &args.certificate_identity_regexp,
+        "--certificate-identity",
+    )
+    .map_err(|e| CliError::new("identity", e))?;
+    let issuer = matcher(
+        &args.certificate_oidc_issuer,
+        &args.certificate_oidc_issuer_regexp,
+        "--certificate-oidc-issuer",
+    )
+    .map_err(|e| CliError::new("identity", e))?;
+    match (subject, issuer) {
+        (Some(subject), Some(issuer)) => Ok(Some(Authority {
+            name: "command line".into(),
+            kind: AuthorityKind::Keyless(KeylessIdentity {
+                issuer,
+                subject,
+                claims: Default::default(),
+                trusted_root: None,
+            }),
+            require_tlog: !args.allow_no_tlog,
+        })),
+        (None, None) if !args.keys.is_empty() => Ok(None),
+        (subject, issuer) => Err(CliError::msg(missing_identity(
+            args,
+            subject.is_some(),
+            issuer.is_some(),
+        ))),
+    }
+}
+
+/// The usage error for a missing identity, with a command to copy.
+fn missing_identity(args: &VerifyArgs, has_subject: bool, has_issuer: bool) -> String {
+    let missing = match (has_subject, has_issuer) {
+        (true, false) => "--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is missing",
+        (false, true) => "--certificate-identity or --certificate-identity-regexp is missing",
+        _ => "no signer identity was given",
+    };
+    let bundle = shell_quote(&args.bundle.display().to_string());
+    // The user's other trust flags, so that the example runs as printed.
+    let mut trust: Vec<String> = Vec::new();
+    if args.no_public_good {
+        trust.push("--no-public-good".into());
+    }
+    for root in &args.trusted_roots {
+        trust.push(format!("--trusted-root {}", shell_quote(root)));
+    }
+    if args.allow_no_tlog {
+        trust.push("--allow-no-tlog".into());
+    }
+    let artifact = match trust.is_empty() {
+        true => shell_quote(&args.artifact),
+        false => format!(
+            "{} \\\n    {}",
+            trust.join(" "),
+            shell_quote(&args.artifact)
+        ),
+    };
+    format!(
+        "{missing}.\n\
+         provgate verify needs --certificate-identity or --certificate-identity-regexp, AND \
+         --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, unless --key is given \
+         (then only that key is trusted). Without them any signer would be accepted.\n\
+         For example, for a GitHub Actions workflow of one repository:\n\
+         \n  provgate verify --bundle {bundle} \\\n    \
+         --certificate-identity-regexp '^https://github\\.com/OWNER/REPO/\\.github/workflows/.+$' \\\n    \
+         --certificate-oidc-issuer https://token.actions.githubusercontent.com \\\n    \
+         {artifact}\n\
+         \nTo accept any signer (and only see who it was), say so explicitly:\n\
+         \n  provgate verify --bundle {bundle} \\\n    \
+         --certificate-identity-regexp '.*' --certificate-oidc-issuer-regexp '.*' \\\n    \
+         {artifact}"
+    )
+}
+
+/// Quotes `s` for a POSIX shell unless it needs no quoting.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("sha256:ab12"), "sha256:ab12");
+        assert_eq!(shell_quote("dir/b.json"), "dir/b.json");
+        assert_eq!(shell_quote("my file"), "'my file'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

@@ -8,6 +8,11 @@
 //!    bounded ([`VerifyLimits`]); exceeding one is an error that names it.
 //! 2. **Shape.** The bundle parses with a known media type (v0.1–v0.3);
 //!    cosign `.sig`/`.att` layers are first converted into v0.1 bundles.
+//!    A protobuf `oneof` set twice (`publicKey` *and* `certificate`;
+//!    `messageSignature` *and* `dsseEnvelope`) is an error, as ProtoJSON
+//!    makes it, a DSSE envelope carries exactly one signature, the same
+//!    transparency-log entry may not appear twice, and no time in the bundle
+//!    lies in the future ([`times`]).
 //! 3. **Binding.** A DSSE payload must be an in-toto Statement (v0.1 or v1)
 //!    with `payloadType` `application/vnd.in-toto+json` whose subjects include
 //!    the digest being judged; a simple-signing payload must name that digest.
@@ -18,7 +23,10 @@
 //!    RFC 3161 timestamps, the DSSE PAE or message signature, and that the
 //!    tlog entry describes this signature, key and artifact. Keyless evidence
 //!    is tried against each trusted root; key-signed evidence against each
-//!    trusted key.
+//!    trusted key. Keyless evidence without a transparency-log entry is
+//!    refused under every root that lists a log, whatever the authorities
+//!    say (as sigstore-go, -js and -python do): an RFC 3161 timestamp alone
+//!    proves when, not that the signing was published.
 //! 5. **Facts.** The signer (key id, or issuer + SAN + Fulcio claims + root),
 //!    the trusted time and its source, and the tlog entries are recorded.
 //!
@@ -28,6 +36,7 @@
 mod identity;
 mod legacy;
 mod statement;
+pub mod times;
 mod trust;
 mod verified;
 
@@ -47,6 +56,7 @@ pub use identity::{
 };
 pub use legacy::{DSSE_ENVELOPE, SIMPLE_SIGNING};
 pub use statement::{STATEMENT_V01, STATEMENT_V1, Statement, StatementError, Subject};
+pub use times::{MAX_FUTURE_SKEW, TimeKind};
 pub use trust::{
     GITHUB, NamedRoot, PUBLIC_GOOD, TrustError, TrustStore, TrustStoreBuilder, TrustedKey,
 };
@@ -150,6 +160,62 @@ pub enum VerifyError {
     /// The bundle has neither certificate nor key material this verifier handles.
     #[error("unsupported verification material")]
     UnsupportedMaterial,
+    /// A protobuf `oneof` of the bundle is set more than once (ProtoJSON
+    /// makes that a parse error; a lenient parser would pick one and ignore
+    /// the other, so two verifiers could judge different material).
+    #[error(
+        "malformed bundle: {oneof} sets {}; the bundle format allows exactly one",
+        .fields.join(" and ")
+    )]
+    OneofConflict {
+        /// The oneof, e.g. `verificationMaterial.content`.
+        oneof: &'static str,
+        /// The JSON fields that are set.
+        fields: Vec<&'static str>,
+    },
+    /// A DSSE envelope whose signature count is not exactly one.
+    #[error(
+        "a DSSE envelope in a Sigstore bundle must carry exactly one signature, found {0} \
+         (the verification material vouches for one signature)"
+    )]
+    DsseSignatureCount(usize),
+    /// The same transparency-log entry is listed twice.
+    #[error(
+        "duplicate transparency-log entries: log {log_id} index {log_index} is listed more than once"
+    )]
+    DuplicateTlogEntry {
+        /// Hex log id.
+        log_id: String,
+        /// Log index.
+        log_index: u64,
+    },
+    /// Keyless evidence with no transparency-log entry, under trusted roots
+    /// that all list a log.
+    #[error(
+        "certificate (keyless) evidence has no transparency-log entry, and trusted root {} \
+         lists a transparency log: Sigstore verifiers require the entry (an RFC 3161 \
+         timestamp alone is not enough)",
+        .roots.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    MissingTlogEntry {
+        /// The trusted roots that list a log.
+        roots: Vec<String>,
+    },
+    /// A time in the bundle lies in the future.
+    #[error(
+        "{kind} {} is in the future (verifier clock {}, allowed skew {} s)",
+        .time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        .now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        MAX_FUTURE_SKEW.as_secs()
+    )]
+    FutureTime {
+        /// Which time.
+        kind: TimeKind,
+        /// The time.
+        time: jiff::Timestamp,
+        /// The verifier's clock.
+        now: jiff::Timestamp,
+    },
 }
 
 /// Why key-signed evidence failed.
@@ -224,6 +290,8 @@ pub struct Verifier {
     limits: VerifyLimits,
 }
 
+/// What is checked before the bundle is parsed for real: counts (limits),
+/// and the oneofs, which the typed parser would resolve silently.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BundleShape {
@@ -231,6 +299,8 @@ struct BundleShape {
     verification_material: Option<MaterialShape>,
     #[serde(default)]
     dsse_envelope: Option<EnvelopeShape>,
+    #[serde(default)]
+    message_signature: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +310,12 @@ struct MaterialShape {
     tlog_entries: Option<Vec<IgnoredAny>>,
     #[serde(default)]
     timestamp_verification_data: Option<TimestampShape>,
+    #[serde(default)]
+    public_key: Option<IgnoredAny>,
+    #[serde(default)]
+    certificate: Option<IgnoredAny>,
+    #[serde(default)]
+    x509_certificate_chain: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -407,18 +483,52 @@ impl Verifier {
             None => return Err(VerifyError::Malformed("bundle has no mediaType".into())),
             Some(_) => {}
         }
-        serde_json::from_value(media).map_err(|e| VerifyError::Malformed(e.to_string()))
+        let bundle: Bundle = serde_json::from_value(drop_null_oneofs(media))
+            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        self.check_bundle(&bundle)?;
+        Ok(bundle)
     }
 
     fn parse_bundle_value(&self, value: serde_json::Value) -> Result<Bundle, VerifyError> {
         let shape: BundleShape =
             BundleShape::deserialize(&value).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         self.check_shape(&shape)?;
-        serde_json::from_value(value).map_err(|e| VerifyError::Malformed(e.to_string()))
+        let bundle: Bundle = serde_json::from_value(drop_null_oneofs(value))
+            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        self.check_bundle(&bundle)?;
+        Ok(bundle)
     }
 
     fn check_shape(&self, shape: &BundleShape) -> Result<(), VerifyError> {
+        // ProtoJSON: a oneof set twice is an error (JSON `null` means unset).
+        let content: Vec<&'static str> = [
+            ("messageSignature", shape.message_signature.is_some()),
+            ("dsseEnvelope", shape.dsse_envelope.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if content.len() > 1 {
+            return Err(VerifyError::OneofConflict {
+                oneof: "the bundle content",
+                fields: content,
+            });
+        }
         if let Some(m) = &shape.verification_material {
+            let material: Vec<&'static str> = [
+                ("publicKey", m.public_key.is_some()),
+                ("x509CertificateChain", m.x509_certificate_chain.is_some()),
+                ("certificate", m.certificate.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            if material.len() > 1 {
+                return Err(VerifyError::OneofConflict {
+                    oneof: "verificationMaterial",
+                    fields: material,
+                });
+            }
             let tlog = m.tlog_entries.as_ref().map_or(0, Vec::len);
             self.check_count(
                 "transparency-log entries",
@@ -435,6 +545,35 @@ impl Verifier {
         if let Some(env) = &shape.dsse_envelope {
             let n = env.signatures.as_ref().map_or(0, Vec::len);
             self.check_count("DSSE signatures", n, self.limits.max_signatures)?;
+            // The bundle spec allows exactly one; checked here so that the
+            // rule holds whatever the parser below does with a list.
+            if n != 1 {
+                return Err(VerifyError::DsseSignatureCount(n));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks of the parsed bundle that need no key: no duplicate log
+    /// entries, and no `integratedTime` in the future.
+    fn check_bundle(&self, bundle: &Bundle) -> Result<(), VerifyError> {
+        let entries = &bundle.verification_material.tlog_entries;
+        for (i, e) in entries.iter().enumerate() {
+            // sigstore-go's rule ("duplicate tlog entries found"): one log,
+            // one index. A duplicate would count twice toward a threshold.
+            if entries[..i].iter().any(|p| {
+                p.log_id.key_id.as_bytes() == e.log_id.key_id.as_bytes()
+                    && p.log_index.get() == e.log_index.get()
+            }) {
+                return Err(VerifyError::DuplicateTlogEntry {
+                    log_id: hex::encode(e.log_id.key_id.as_bytes()),
+                    log_index: e.log_index.get(),
+                });
+            }
+        }
+        let now = jiff::Timestamp::now();
+        for t in entries.iter().filter_map(|e| e.integrated_time) {
+            times::check_not_in_future(TimeKind::IntegratedTime, t, now)?;
         }
         Ok(())
     }
@@ -545,16 +684,35 @@ impl Verifier {
             | VerificationMaterialContent::X509CertificateChain { .. } => {
                 let mut errors = Vec::new();
                 let mut ok = None;
-                for root in self.trust.roots() {
+                // Without a log entry, only roots that list no log (GitHub's
+                // private-repository instance) may vouch for a certificate.
+                let roots: Vec<&NamedRoot> = self
+                    .trust
+                    .roots()
+                    .iter()
+                    .filter(|r| has_tlog || !r.has_tlogs())
+                    .collect();
+                if roots.is_empty() && !self.trust.roots().is_empty() {
+                    return Err(VerifyError::MissingTlogEntry {
+                        roots: self
+                            .trust
+                            .roots()
+                            .iter()
+                            .map(|r| r.name().to_owned())
+                            .collect(),
+                    });
+                }
+                for root in roots {
                     let mut policy = sigstore_verify::VerificationPolicy::any_identity();
                     if !root.has_ct_logs() {
                         policy = policy.skip_sct();
                     }
                     if !has_tlog {
-                        // Without entries there is nothing to verify; the
-                        // fact is recorded and authorities require a tlog by
-                        // default. The certificate still needs a trusted time
-                        // (an RFC 3161 timestamp), or it fails below.
+                        // This root lists no log, so there is nothing to
+                        // verify; the fact is recorded and authorities
+                        // require a tlog by default. The certificate still
+                        // needs a trusted time (an RFC 3161 timestamp), or it
+                        // fails below.
                         policy = policy.skip_tlog_unsafe();
                     }
                     match root.verifier().verify(artifact.clone(), bundle, &policy) {
@@ -665,6 +823,15 @@ impl Verifier {
             _ => return Err(VerifyError::UnsupportedMaterial),
         };
 
+        let now = jiff::Timestamp::now();
+        for t in &result.timestamps {
+            let kind = if Some(*t) == result.integrated_time {
+                TimeKind::IntegratedTime
+            } else {
+                TimeKind::Rfc3161
+            };
+            times::check_not_in_future(kind, *t, now)?;
+        }
         let tsa_times: Vec<jiff::Timestamp> = if bundle
             .verification_material
             .timestamp_verification_data
@@ -704,7 +871,12 @@ impl Verifier {
                 log_index: e.log_index.get(),
                 log_id: hex::encode(e.log_id.key_id.as_bytes()),
                 kind: format!("{}/{}", e.kind_version.kind(), e.kind_version.version()),
-                integrated_time: e.integrated_time,
+                // Only a Rekor v1 SET authenticates integratedTime; the
+                // field of any other entry is not reported as a fact.
+                integrated_time: e.integrated_time.filter(|_| {
+                    e.inclusion_promise.is_some()
+                        && e.kind_version != sigstore_types::KindVersion::HashedRekordV002
+                }),
                 inclusion_proof: e.inclusion_proof.is_some(),
                 inclusion_promise: e.inclusion_promise.is_some(),
             })
@@ -720,6 +892,30 @@ impl Verifier {
             format,
         ))
     }
+}
+
+/// Removes oneof members whose value is JSON `null`: ProtoJSON reads null
+/// as "not set", and the typed parser would otherwise take the null member
+/// for the chosen one. [`Verifier::check_shape`] has already refused a
+/// oneof with two non-null members.
+fn drop_null_oneofs(mut value: serde_json::Value) -> serde_json::Value {
+    let strip = |map: &mut serde_json::Map<String, serde_json::Value>, keys: &[&str]| {
+        for k in keys {
+            if map.get(*k).is_some_and(serde_json::Value::is_null) {
+                map.remove(*k);
+            }
+        }
+    };
+    if let Some(top) = value.as_object_mut() {
+        strip(top, &["messageSignature", "dsseEnvelope"]);
+        if let Some(m) = top
+            .get_mut("verificationMaterial")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            strip(m, &["publicKey", "certificate", "x509CertificateChain"]);
+        }
+    }
+    value
 }
 
 /// The format of evidence converted from a cosign `.sig` layer.

@@ -25,6 +25,7 @@ pub struct NamedRoot {
     name: String,
     verifier: sigstore_verify::Verifier,
     has_ct_logs: bool,
+    has_tlogs: bool,
 }
 
 impl NamedRoot {
@@ -38,6 +39,11 @@ impl NamedRoot {
     /// Whether the root lists CT logs (then SCTs are required).
     pub fn has_ct_logs(&self) -> bool {
         self.has_ct_logs
+    }
+    /// Whether the root lists a transparency log (then keyless evidence
+    /// must carry an entry, as in every Sigstore client).
+    pub fn has_tlogs(&self) -> bool {
+        self.has_tlogs
     }
 }
 
@@ -234,6 +240,7 @@ impl TrustStoreBuilder {
             roots.push(NamedRoot {
                 name: name.clone(),
                 has_ct_logs: !root.ctlogs.is_empty(),
+                has_tlogs: !root.tlogs.is_empty(),
                 verifier,
             });
         }

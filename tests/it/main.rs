@@ -5,6 +5,7 @@
 //! run and stopped when the test process exits.
 
 mod admission;
+mod advisories;
 mod chart;
 mod common;
 mod contracts;

@@ -344,7 +344,10 @@ fn go_dsse_verifies_with_a_three_certificate_chain_and_set_only() {
 #[test]
 fn go_dsse_2sigs_is_rejected_for_two_dsse_signatures() {
     let err = expect_failure("go-dsse-2sigs", "reject");
-    assert!(matches!(&err, VerifyError::Malformed(_)), "{err:?}");
+    assert!(
+        matches!(&err, VerifyError::DsseSignatureCount(2)),
+        "{err:?}"
+    );
     assert_readable(&err, &["exactly one signature, found 2"]);
     // Under a limit of one signature it is refused before parsing.
     let case = Case::load("go-dsse-2sigs");

@@ -277,47 +277,31 @@ fn tampered_bundle_is_rejected_by_provgate_and_by_the_reference_verifier() {
 // ---------------------------------------------------------------------------
 // Keyless evidence without a transparency log.
 
-#[test]
-fn tsa_only_provenance_verifies_without_tlog_and_is_refused_when_tlog_is_required() {
-    let image = push_image("notlog", &[]);
-    let bundle = sign_provenance(&image, &["--no-tlog"]);
-    let facts = verified_facts(&bundle, &image.digest);
-    assert!(!facts.tlog_verified());
-    assert!(facts.tlog().is_empty());
-    assert_eq!(facts.time().source, TimeSource::Rfc3161);
-
-    let strict = keyless_authority(GH_ID, GH_ISS);
-    let refused = strict.admits(&facts).unwrap_err();
-    assert_readable(&refused, &["requires a verified transparency-log entry"]);
-    let lenient = Authority {
-        require_tlog: false,
-        ..strict
-    };
-    assert!(lenient.admits(&facts).is_ok());
-
-    let id = [
-        "--identity",
-        GH_ID,
-        "--issuer",
-        GH_ISS,
-        "--tlog-threshold",
-        "0",
-        "--tsa-threshold",
-        "1",
-    ];
-    assert!(reference_verdict(
-        "verify-js",
-        &bundle,
-        &image.digest.to_string(),
-        &id
-    ));
-}
+// TSA-only keyless provenance (no tlog entry) is refused under a root that
+// lists a log: advisory class 3 in tests/it/advisories.rs.
 
 #[test]
 fn provenance_without_tlog_and_without_timestamp_has_no_trusted_time_and_is_rejected() {
     let image = push_image("notime", &[]);
     let bundle = sign_provenance(&image, &["--no-tlog", "--no-tsa"]);
     let err = must_fail(kit_verifier().verify_bundle(&bundle, &image.digest, tag_schema_source()));
+    // The kit root lists a log, so the missing entry alone refuses it.
+    assert!(
+        matches!(&err, VerifyError::MissingTlogEntry { .. }),
+        "{err:?}"
+    );
+    // Under a root without logs, the missing time source is what fails.
+    let mut root: serde_json::Value = serde_json::from_str(&kit().trusted_root_json()).unwrap();
+    root.as_object_mut().unwrap().remove("tlogs");
+    let trust = TrustStore::builder()
+        .root_json("no-log", &root.to_string())
+        .build()
+        .unwrap();
+    let err =
+        must_fail(
+            provgate::verify::Verifier::new(Arc::new(trust), VerifyLimits::default())
+                .verify_bundle(&bundle, &image.digest, tag_schema_source()),
+        );
     assert!(matches!(keyless_error(&err), SvError::Bundle(_)), "{err:?}");
     assert_readable(
         &err,

@@ -23,8 +23,7 @@ use sigstore_verify::{
 
 use crate::common::evidence::{
     assert_readable, b64, edit_str, fixture_verifier, flip_b64, json, keyless_error, kit_verifier,
-    kit_verifier_with, must_fail, mutate, push_image, shared, sign_provenance, source,
-    statement_of, tag_schema_source, unb64,
+    kit_verifier_with, must_fail, mutate, shared, source, statement_of, tag_schema_source, unb64,
 };
 use crate::common::kit::{GH_ID, GH_ISS};
 use crate::common::read_fixture;
@@ -349,38 +348,8 @@ fn canonicalized_body_of_another_entry_fails_the_inclusion_promise() {
     assert_readable(&err, &["invalid inclusion promise"]);
 }
 
-#[test]
-fn genuine_tlog_entry_for_another_artifact_fails_the_entry_consistency() {
-    // A complete, valid log entry (proof, checkpoint, SET) of another image's
-    // provenance, signed after `prov` (so its integrated time lies inside
-    // prov's certificate validity). Only the consistency check between the
-    // entry body and this bundle can catch it (CVE-2022-36056 class).
-    let s = shared();
-    let other_image = push_image(
-        "tamper-other",
-        &[
-            "--layers",
-            "1",
-            "--size",
-            "1024",
-            "--seed",
-            "other-artifact",
-        ],
-    );
-    assert_ne!(other_image.digest, s.image.digest);
-    let other = sign_provenance(&other_image, &[]);
-    let entry = json(&other).pointer(TLOG0).unwrap().clone();
-    let bad = mutate(&s.prov, |v| *v.pointer_mut(TLOG0).unwrap() = entry);
-    let (err, _) = kit_rejects(&bad);
-    assert!(
-        matches!(
-            keyless_error(&err),
-            SvError::TransparencyLog(TlogError::EntryMismatch(_))
-        ),
-        "{err:?}"
-    );
-    assert_readable(&err, &["log entry does not match the bundle"]);
-}
+// A genuine log entry of another artifact, certificate or key, and the same
+// entry twice: advisory class 4 in tests/it/advisories.rs.
 
 #[test]
 fn unknown_log_id_fails_the_inclusion_promise() {
@@ -603,7 +572,20 @@ fn expired_certificate_with_tlog_stripped_and_no_timestamp_is_rejected() {
             .unwrap()
             .remove("tlogEntries");
     });
+    // Under the staging root, which lists logs, the missing entry alone
+    // refuses it (advisory class 3).
     let err = fixture_verifier("staging", "sigstore-python/trusted_root.staging.json")
+        .verify_artifact(&stripped, ArtifactInput::Bytes(&artifact))
+        .unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::MissingTlogEntry { .. }),
+        "{err:?}"
+    );
+    // Under the same root without its logs, the missing time is what fails.
+    let mut root: Value =
+        serde_json::from_slice(&read_fixture("sigstore-python/trusted_root.staging.json")).unwrap();
+    root.as_object_mut().unwrap().remove("tlogs");
+    let err = root_verifier("staging-no-log", &root)
         .verify_artifact(&stripped, ArtifactInput::Bytes(&artifact))
         .unwrap_err();
     assert!(matches!(keyless_error(&err), SvError::Bundle(_)), "{err:?}");
@@ -611,6 +593,15 @@ fn expired_certificate_with_tlog_stripped_and_no_timestamp_is_rejected() {
         &err,
         &["at least one tlog entry or timestamp verification data"],
     );
+}
+
+/// A verifier over one trusted root given as JSON.
+fn root_verifier(name: &str, root: &Value) -> provgate::verify::Verifier {
+    let trust = provgate::verify::TrustStore::builder()
+        .root_json(name, &root.to_string())
+        .build()
+        .unwrap();
+    provgate::verify::Verifier::new(std::sync::Arc::new(trust), VerifyLimits::default())
 }
 
 #[test]
@@ -666,11 +657,18 @@ fn expired_certificate_with_a_fresh_genuine_timestamp_is_rejected_as_expired() {
     let kit_root: Value =
         serde_json::from_str(&crate::common::kit::kit().trusted_root_json()).unwrap();
     root["timestampAuthorities"] = kit_root["timestampAuthorities"].clone();
-    let trust = provgate::verify::TrustStore::builder()
-        .root_json("staging+kit-tsa", &root.to_string())
-        .build()
-        .unwrap();
-    let v = provgate::verify::Verifier::new(std::sync::Arc::new(trust), VerifyLimits::default());
+    // Keyless evidence without an entry is refused outright under a root
+    // that lists logs (advisory class 3); without them, the timestamp is
+    // what the certificate is judged at.
+    let err = root_verifier("staging+kit-tsa", &root)
+        .verify_artifact(&restamped, ArtifactInput::Bytes(&artifact))
+        .unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::MissingTlogEntry { .. }),
+        "{err:?}"
+    );
+    root.as_object_mut().unwrap().remove("tlogs");
+    let v = root_verifier("staging+kit-tsa", &root);
 
     // The token itself is accepted (no timestamp error): the rejection is
     // the certificate's expiry at the authenticated time.
@@ -862,17 +860,24 @@ fn too_many_dsse_signatures_are_refused_and_two_are_malformed() {
     );
     assert_readable(&err, &["DSSE signatures", "33"]);
 
-    // Within the limit, a Sigstore bundle still carries exactly one.
+    // Within the limit, a Sigstore bundle still carries exactly one
+    // (advisory class 1, see tests/it/advisories.rs).
     let two = duplicate_array(&shared().prov, "/dsseEnvelope/signatures", 2);
     let err = must_fail(verify_kit(&two));
-    assert!(matches!(&err, VerifyError::Malformed(_)), "{err:?}");
+    assert!(
+        matches!(&err, VerifyError::DsseSignatureCount(2)),
+        "{err:?}"
+    );
     assert_readable(&err, &["exactly one signature, found 2"]);
 
     let zero = mutate(&shared().prov, |v| {
         v["dsseEnvelope"]["signatures"] = json!([])
     });
     let err = must_fail(verify_kit(&zero));
-    assert!(matches!(&err, VerifyError::Malformed(_)), "{err:?}");
+    assert!(
+        matches!(&err, VerifyError::DsseSignatureCount(0)),
+        "{err:?}"
+    );
     assert_readable(&err, &["exactly one signature, found 0"]);
 }
 
