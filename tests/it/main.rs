@@ -6,6 +6,7 @@
 
 mod admission;
 mod chart;
+mod cli_exit;
 mod common;
 mod contracts;
 mod discovery;
