@@ -818,3 +818,62 @@ fn cli_exit_serve_start_up_logs_are_json_without_debug_forms() {
         "no warning about the gate without tokens: {text}"
     );
 }
+
+#[test]
+fn cli_exit_gate_signs_no_vsa_for_an_image_it_could_not_verify() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    use base64::Engine as _;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let sha = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
+    let s = Server::start_prepared(
+        Setup {
+            bindings: "  - name: audit\n    contracts: [needs-provenance]\n    mode: audit\n"
+                .into(),
+            extra: format!(
+                "gate:\n  tokens: [{{name: cli, sha256: {sha}}}]\n  vsa: {{keyFile: vsa.key, verifierId: \"https://provgate.test/gate\"}}\n"
+            ),
+            ..Setup::default()
+        },
+        |dir| std::fs::write(dir.join("vsa.key"), &pem).unwrap(),
+    );
+    let unreachable = format!("127.0.0.1:{}/x/app:v1", closed_port());
+    let good = signed_image("cliexit-vsa");
+    let body = serde_json::json!({"images": [unreachable, good.tagged]});
+    let v: Value = s.rt.block_on(async {
+        let r = s
+            .client
+            .post(format!("{}/v1/gate", s.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    });
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images[0]["outcome"], "allow", "{v:#}");
+    assert_eq!(images[0]["status"], "unverified", "{v:#}");
+    assert!(
+        images[0]["vsa"].is_null(),
+        "a VSA for nothing verified: {v:#}"
+    );
+    assert_eq!(images[1]["status"], "allowed", "{v:#}");
+    assert!(
+        images[1]["vsa"].is_object(),
+        "the control got no VSA: {v:#}"
+    );
+    assert_eq!(v["exitCode"], 1);
+}

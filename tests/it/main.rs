@@ -14,6 +14,7 @@ mod discovery_cli;
 mod faults;
 mod gate;
 mod hostile;
+mod readme;
 mod registry_options;
 mod report;
 mod server;
