@@ -877,3 +877,21 @@ fn cli_exit_gate_signs_no_vsa_for_an_image_it_could_not_verify() {
     );
     assert_eq!(v["exitCode"], 1);
 }
+
+#[test]
+fn cli_exit_gate_url_on_a_plain_http_port_says_it_is_not_tls() {
+    // The kit registry's plain-HTTP listener stands in for a wrong port.
+    let registry = kit().registry();
+    let port = registry.rsplit_once(':').unwrap().1;
+    let r = remote(
+        &format!("https://{registry}"),
+        &["--token-env", "GATE_TOKEN"],
+    );
+    assert_error(
+        &r,
+        &format!("cannot call the gate https://{registry}/v1/gate: "),
+        &format!(
+            "127.0.0.1:{port} did not answer with TLS: is it a plain-HTTP port? The gate is served by `provgate serve` on its HTTPS port (server.listen, 8443 by default)"
+        ),
+    );
+}
