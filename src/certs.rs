@@ -29,6 +29,14 @@ pub enum CertError {
     /// Generation failed (e.g. an invalid DNS name).
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A file exists and replacing it was not asked for.
+    #[error("{path} exists; {why}. Pass --force to replace it, or --out DIR to write elsewhere")]
+    Exists {
+        /// The path.
+        path: String,
+        /// What replacing it would break.
+        why: &'static str,
+    },
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -42,8 +50,41 @@ pub enum CertError {
 /// Certificates valid for this long.
 const VALID_DAYS: i64 = 365;
 
+/// The files [`generate`] writes, and what replacing each would break.
+const FILES: [(&str, &str); 3] = [
+    (
+        "ca.crt",
+        "a new CA would break every webhook configuration (caBundle) and every client that \
+         trusts the old one",
+    ),
+    (
+        "tls.crt",
+        "it may be the certificate a running server serves",
+    ),
+    ("tls.key", "it may be the key a running server serves with"),
+];
+
+/// [`generate`], refusing to replace any existing file unless `force`:
+/// nothing is written when one exists.
+pub fn generate_new(names: &[String], dir: &Path, force: bool) -> Result<CertFiles, CertError> {
+    if !force {
+        for (name, why) in FILES {
+            let path = dir.join(name);
+            // `symlink_metadata`: a dangling link is a file in the way too.
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(CertError::Exists {
+                    path: path.display().to_string(),
+                    why,
+                });
+            }
+        }
+    }
+    generate(names, dir)
+}
+
 /// Generates a CA and a serving certificate for `names` (DNS names or IP
-/// addresses) into `dir` as `ca.crt`, `tls.crt` and `tls.key`.
+/// addresses) into `dir` as `ca.crt`, `tls.crt` and `tls.key`, replacing
+/// them (the development certificate of `provgate serve`).
 pub fn generate(names: &[String], dir: &Path) -> Result<CertFiles, CertError> {
     let now = time::OffsetDateTime::now_utc();
     let not_before = now - time::Duration::hours(1);
@@ -139,6 +180,38 @@ pub fn dev_names() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generate_new_refuses_to_replace_any_file_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["localhost".to_owned()];
+        let first = generate_new(&names, dir.path(), false).unwrap();
+        let ca = std::fs::read(&first.ca).unwrap();
+        for (name, _) in FILES {
+            // Only this one file exists: it alone must stop the run.
+            let only = tempfile::tempdir().unwrap();
+            std::fs::write(only.path().join(name), b"keep").unwrap();
+            let e = generate_new(&names, only.path(), false).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, CertError::Exists { .. }), "{text}");
+            assert!(text.contains(name) && text.contains("--force"), "{text}");
+            assert_eq!(std::fs::read(only.path().join(name)).unwrap(), b"keep");
+            for (other, _) in FILES {
+                if other != name {
+                    assert!(!only.path().join(other).exists(), "{other} was written");
+                }
+            }
+        }
+        let e = generate_new(&names, dir.path(), false).unwrap_err();
+        assert!(e.to_string().contains("caBundle"), "{e}");
+        assert_eq!(std::fs::read(&first.ca).unwrap(), ca, "the CA was replaced");
+        let again = generate_new(&names, dir.path(), true).unwrap();
+        assert_ne!(
+            std::fs::read(&again.ca).unwrap(),
+            ca,
+            "--force did not replace"
+        );
+    }
 
     #[test]
     fn generates_a_chain_rustls_accepts() {

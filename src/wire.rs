@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::decision::{ImageDecision, Outcome};
+use crate::engine::decision::{ErrorInfo, ImageDecision, Outcome};
 use crate::policy::Violation;
 
 /// The gate API version.
@@ -64,8 +64,11 @@ pub struct GateResponse {
     pub allowed: bool,
     /// The worst outcome.
     pub outcome: Outcome,
-    /// The `provgate check` exit code this answer maps to: 0 allowed,
-    /// 2 denied, 3 denied with no verifiable evidence.
+    /// The `provgate check` exit code this answer maps to (without
+    /// `--allow-unverified`): 0 allowed with every bound contract evaluated,
+    /// 1 an image could not be checked (registry unreachable, 401, TLS, a
+    /// contract that could not be evaluated), 2 denied by a contract, 3
+    /// denied with no verified evidence. See [`exit_code`].
     pub exit_code: u8,
     /// The authenticated caller (gate only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +97,11 @@ pub struct ImageReport {
     pub platforms: Vec<PlatformReport>,
     /// `allow`, `warn` or `deny`.
     pub outcome: Outcome,
+    /// How `provgate check` counts the image: the row of the exit-code table
+    /// it falls in. Computed from the other fields ([`ImageReport::classify`]);
+    /// absent in answers of older gates.
+    #[serde(default)]
+    pub status: ImageStatus,
     /// No binding covered the image.
     pub unmatched: bool,
     /// Denied, and nothing verified at all.
@@ -124,6 +132,60 @@ pub struct ImageReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vsa: Option<serde_json::Value>,
 }
+
+/// How `provgate check` counts one image.
+///
+/// The exit code of a run is the worst status of its images, in the order
+/// `error`/`unverified` (1), `denied` (2), `no-evidence` (3), `allowed` (0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageStatus {
+    /// Allowed (possibly with warnings), with its evidence fetched and every
+    /// bound contract evaluated. Exit 0.
+    #[default]
+    Allowed,
+    /// Allowed only because the bound contracts do not enforce (audit or
+    /// warn mode, or the `warn` failure policy), although its evidence could
+    /// not be fetched or a contract could not be evaluated: nothing (or not
+    /// everything) was verified. Exit 1, or 0 with `--allow-unverified`.
+    Unverified,
+    /// Denied because it could not be checked: an invalid reference, a
+    /// registry that is unreachable, refuses the credentials or fails TLS,
+    /// or a contract whose evaluation failed. Exit 1.
+    Error,
+    /// Denied by a contract (or by `unmatched: deny`), with some evidence
+    /// verified. Exit 2.
+    Denied,
+    /// Denied, and no evidence verified at all. Exit 3.
+    NoEvidence,
+}
+
+impl ImageStatus {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Allowed => "allowed",
+            ImageStatus::Unverified => "unverified",
+            ImageStatus::Error => "error",
+            ImageStatus::Denied => "denied",
+            ImageStatus::NoEvidence => "no-evidence",
+        }
+    }
+
+    /// The exit code of this status; `allow_unverified` turns
+    /// [`ImageStatus::Unverified`] into 0.
+    pub fn exit_code(self, allow_unverified: bool) -> u8 {
+        match self {
+            ImageStatus::Allowed => 0,
+            ImageStatus::Unverified if allow_unverified => 0,
+            ImageStatus::Unverified | ImageStatus::Error => 1,
+            ImageStatus::Denied => 2,
+            ImageStatus::NoEvidence => 3,
+        }
+    }
+}
+
+pub use crate::engine::decision::ErrorKind;
 
 /// A platform manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -236,6 +298,10 @@ pub struct RejectedReport {
 pub struct ErrorReport {
     /// `transient` or `permanent`.
     pub class: String,
+    /// `operational` (the registry, network, credentials or configuration)
+    /// or `evidence`.
+    #[serde(default)]
+    pub kind: ErrorKind,
     /// The message.
     pub message: String,
 }
@@ -265,6 +331,18 @@ fn label<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// The kind of a deciding error.
+///
+/// The engine's [`ErrorInfo`] carries only the retry class, so this is
+/// conservative: every error that decided an outcome stopped provgate before
+/// any contract ran (transient ones — timeouts, refused connections, DNS,
+/// TLS, 5xx — and permanent ones alike: 401/403, not found, plain HTTP not
+/// allowed, bad redirects, an invalid reference), so it is operational. An
+/// `evidence` kind needs the engine to say so.
+fn error_kind(e: &ErrorInfo) -> ErrorKind {
+    e.kind
+}
+
 fn time_str(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -272,7 +350,7 @@ fn time_str(t: jiff::Timestamp) -> String {
 impl ImageReport {
     /// The report of a decision.
     pub fn from_decision(d: &ImageDecision, explain: bool) -> Self {
-        ImageReport {
+        let mut report = ImageReport {
             image: d.image.clone(),
             reference: d.reference.clone(),
             digest: d.digest.as_ref().map(|g| g.to_string()),
@@ -286,6 +364,7 @@ impl ImageReport {
                 })
                 .collect(),
             outcome: d.outcome,
+            status: ImageStatus::Allowed,
             unmatched: d.unmatched,
             no_verifiable_evidence: d.no_verifiable_evidence(),
             denials: if d.outcome == Outcome::Deny {
@@ -318,7 +397,12 @@ impl ImageReport {
                         .iter()
                         .map(|i| IgnoredReport {
                             digest: i.digest.to_string(),
-                            reason: i.reason.clone(),
+                            // The field says "ignored" already.
+                            reason: i
+                                .reason
+                                .strip_prefix("ignored: ")
+                                .unwrap_or(&i.reason)
+                                .to_owned(),
                         })
                         .collect(),
                 })
@@ -356,6 +440,7 @@ impl ImageReport {
             notes: d.notes.clone(),
             error: d.error.as_ref().map(|e| ErrorReport {
                 class: label(&e.class),
+                kind: error_kind(e),
                 message: e.message.clone(),
             }),
             degraded: d.degraded.clone(),
@@ -375,24 +460,58 @@ impl ImageReport {
                 Vec::new()
             },
             vsa: None,
+        };
+        report.status = report.classify();
+        report
+    }
+
+    /// The row of the exit-code table this image falls in, from its
+    /// outcome, error, contract verdicts and evidence (so a client can
+    /// classify a gate's answer itself).
+    pub fn classify(&self) -> ImageStatus {
+        // A contract whose evaluation failed (whatever its mode) was not
+        // evaluated: the image was not fully checked.
+        let unevaluated = self.contracts.iter().any(|c| c.verdict == "error");
+        // Denied by a contract's deny results (not only by failures).
+        let contract_deny = self
+            .contracts
+            .iter()
+            .any(|c| c.mode == "enforce" && c.verdict == "deny");
+        match self.outcome {
+            Outcome::Deny => match &self.error {
+                Some(e) if e.kind == ErrorKind::Evidence => ImageStatus::NoEvidence,
+                Some(_) => ImageStatus::Error,
+                None if self.unmatched => ImageStatus::Denied,
+                None if !contract_deny && unevaluated => ImageStatus::Error,
+                None if self.evidence.is_empty() => ImageStatus::NoEvidence,
+                None => ImageStatus::Denied,
+            },
+            Outcome::Allow | Outcome::Warn => {
+                if self.error.is_some() || unevaluated {
+                    ImageStatus::Unverified
+                } else {
+                    ImageStatus::Allowed
+                }
+            }
         }
     }
 }
 
-/// The exit code of a set of decisions: 0 allowed, 2 denied, 3 denied and
-/// every denied image has no verifiable evidence.
+/// The exit code of a set of image reports (see [`ImageStatus`]): 1 when
+/// any image could not be checked (or was allowed unverified, unless
+/// `allow_unverified`), else 2 when any was denied by a contract, else 3
+/// when any was denied with no verified evidence, else 0.
+pub fn exit_code_with(images: &[ImageReport], allow_unverified: bool) -> u8 {
+    let codes = || images.iter().map(|i| i.status.exit_code(allow_unverified));
+    [1, 2, 3]
+        .into_iter()
+        .find(|c| codes().any(|x| x == *c))
+        .unwrap_or(0)
+}
+
+/// [`exit_code_with`] without `--allow-unverified`.
 pub fn exit_code(images: &[ImageReport]) -> u8 {
-    let denied: Vec<&ImageReport> = images
-        .iter()
-        .filter(|i| i.outcome == Outcome::Deny)
-        .collect();
-    if denied.is_empty() {
-        0
-    } else if denied.iter().all(|i| i.no_verifiable_evidence) {
-        3
-    } else {
-        2
-    }
+    exit_code_with(images, false)
 }
 
 impl GateResponse {

@@ -9,7 +9,8 @@ use super::{CliError, Exit};
 /// `provgate certs …`.
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
-    /// Write ca.crt, tls.crt and tls.key for the given names.
+    /// Write ca.crt, tls.crt and tls.key for the given names (never
+    /// replacing existing files without --force).
     Generate(GenerateArgs),
 }
 
@@ -23,13 +24,17 @@ pub struct GenerateArgs {
     /// Output directory.
     #[arg(long, default_value = "certs")]
     out: PathBuf,
+    /// Replace existing files. A new CA breaks every webhook configuration
+    /// (`caBundle`) and client that trusted the old one.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `provgate certs …`.
 pub fn run(cmd: CertsCommand) -> Result<Exit, CliError> {
     match cmd {
         CertsCommand::Generate(a) => {
-            let files = crate::certs::generate(&a.names, &a.out)
+            let files = crate::certs::generate_new(&a.names, &a.out, a.force)
                 .map_err(|e| CliError::new("provgate certs generate", e))?;
             outln!("CA certificate (caBundle): {}", files.ca.display());
             outln!("serving certificate:       {}", files.cert.display());

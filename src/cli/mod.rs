@@ -34,16 +34,18 @@ mod verify;
 
 pub use check::{markdown as check_markdown, table as check_table};
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// Process exit codes, as documented in the README.
+/// Process exit codes, as documented in the README and `check --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Allowed / verified.
     Ok = 0,
-    /// Usage or operational error.
+    /// Usage or operational error, or (for `check`) an image allowed
+    /// without verification.
     Error = 1,
     /// Denied by policy, or verification failed.
     Denied = 2,
@@ -70,6 +72,13 @@ enum Command {
     /// Run the HTTPS admission webhook and CI gate.
     Serve(serve::ServeArgs),
     /// Check images: the decision admission will give, with evidence.
+    #[command(
+        long_about = "Check images: the decision admission will give, with the evidence found, \
+                      each bound contract's verdict and the lines admission would deny or warn \
+                      with. Runs the local engine (--config, or the embedded defaults), or asks \
+                      a running gate (--server).",
+        after_long_help = check::EXIT_CODES
+    )]
     Check(check::CheckArgs),
     /// Verify one Sigstore bundle against an artifact or digest, offline.
     Verify(verify::VerifyArgs),
@@ -121,23 +130,49 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            errln!("provgate: error: {e:#}");
+            errln!("provgate: error: {e}");
+            for h in &e.hints {
+                errln!("provgate: hint: {h}");
+            }
             Exit::Error.into()
         }
     }
 }
 
-/// An operational error with context, printed once by [`main`].
+/// An error and its sources as one line, `a: b: c`, skipping a source whose
+/// text the previous message already contains.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    let mut next = e.source();
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !last.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        next = err.source();
+    }
+    out
+}
+
+/// An operational error with context, printed once by [`main`] with its
+/// whole cause chain and a line per hint (what fixes it).
 #[derive(Debug)]
 pub struct CliError {
     context: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    hints: Vec<String>,
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.context),
+            Some(s) => {
+                let s: &(dyn std::error::Error + 'static) = s.as_ref();
+                write!(f, "{}: {}", self.context, error_chain(s))
+            }
             None => f.write_str(&self.context),
         }
     }
@@ -157,7 +192,14 @@ impl CliError {
         CliError {
             context: message.into(),
             source: None,
+            hints: Vec::new(),
         }
+    }
+
+    /// Adds a line saying what fixes the error.
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
     }
 
     fn new(
@@ -167,6 +209,7 @@ impl CliError {
         CliError {
             context: context.into(),
             source: Some(source.into()),
+            hints: Vec::new(),
         }
     }
 }
@@ -195,19 +238,31 @@ pub(crate) fn write_err(args: std::fmt::Arguments<'_>, newline: bool) {
         .and_then(|_| if newline { e.write_all(b"\n") } else { Ok(()) });
 }
 
-/// Installs the log subscriber: JSON on stderr for the server, compact
-/// warnings for the CLI. `RUST_LOG` overrides the level.
+/// Installs the log subscriber on stderr: JSON lines for the server, and
+/// for the CLI whenever stderr is not a terminal (CI logs, pipes); compact
+/// warnings on a terminal, coloured unless `NO_COLOR` is set. `RUST_LOG`
+/// overrides the level.
 fn init_logging(server: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if server { "info" } else { "warn" }));
+    // rustls and its platform verifier log every refused certificate; the
+    // CLI reports the same failure, with its fix, as its error.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(if server {
+            "info"
+        } else {
+            "warn,rustls=off,rustls_platform_verifier=off"
+        })
+    });
+    let json = server || !std::io::stderr().is_terminal();
+    let ansi = !json && check::color_for(&std::io::stderr());
     // A log line that cannot be written is dropped: tracing-subscriber's
     // default reports it with `eprintln!`, which panics on a closed stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .log_internal_errors(false);
-    let _ = if server {
+    let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.compact().without_time().try_init()

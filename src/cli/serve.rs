@@ -11,9 +11,12 @@ use crate::server::{ServeOptions, run};
 /// Arguments of `provgate serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Configuration file (default: embedded defaults — a generated
-    /// development certificate, the public-good Sigstore root and the
-    /// built-in contracts in audit mode for every namespace but kube-system).
+    /// Configuration file (default: embedded defaults — listen on
+    /// 0.0.0.0:8443 with a generated development certificate, trust the
+    /// Sigstore public-good and GitHub roots, bind the built-in contracts in
+    /// audit mode to every namespace but kube-system, allow unmatched images;
+    /// no gate token, so the CI gate answers 401 until `gate.tokens` or
+    /// `gate.oidc` is configured).
     #[arg(long, short, env = "PROVGATE_CONFIG")]
     config: Option<PathBuf>,
     /// Listen address (overrides `server.listen`).

@@ -164,8 +164,26 @@ pub struct RejectedEvidence {
 pub struct ErrorInfo {
     /// Transient or permanent (registry errors), or permanent.
     pub class: ErrorClass,
+    /// About the environment or about the image's evidence.
+    pub kind: ErrorKind,
     /// The message.
     pub message: String,
+}
+
+/// Whether an error that decided an image's outcome is about the
+/// environment (registry, network, credentials, configuration) or about the
+/// image's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// The registry, the network, credentials or configuration: the image
+    /// could not be checked. `check` exits 1.
+    #[default]
+    Operational,
+    /// The evidence itself (a malformed, oversized or mismatching manifest
+    /// or artifact, or a reference that cannot be read): the image is
+    /// denied with nothing verified. `check` exits 3.
+    Evidence,
 }
 
 /// The decision for one image in one context.

@@ -49,7 +49,8 @@ use crate::policy::input::{self, Admitted, ContractInfo, ImageInput, PolicyInput
 use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Violation};
 use crate::verify::{SourceKind, Verified, Verifier};
 use decision::{
-    ContractResult, ErrorInfo, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision, Outcome,
+    ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision,
+    Outcome,
     PlatformVerdict, RejectedEvidence, Verdict,
 };
 
@@ -115,6 +116,22 @@ impl PipelineError {
             PipelineError::Registry { error, .. } => error.class(),
             PipelineError::Deadline(_) => ErrorClass::Transient,
             PipelineError::Internal(_) => ErrorClass::Permanent,
+        }
+    }
+
+    /// Whether the error is about the environment or the evidence.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::oci::RegistryErrorKind as K;
+        match self {
+            PipelineError::Registry { error, .. } => match error.kind {
+                K::InvalidManifest(_)
+                | K::DigestMismatch { .. }
+                | K::TooLarge { .. }
+                | K::TooMany { .. }
+                | K::BudgetExceeded { .. } => ErrorKind::Evidence,
+                _ => ErrorKind::Operational,
+            },
+            PipelineError::Deadline(_) | PipelineError::Internal(_) => ErrorKind::Operational,
         }
     }
 
@@ -1006,6 +1023,7 @@ impl Engine {
                 d.outcome = Outcome::Deny;
                 d.error = Some(ErrorInfo {
                     class: ErrorClass::Permanent,
+                    kind: ErrorKind::Evidence,
                     message: e.clone(),
                 });
                 return d;
@@ -1029,6 +1047,7 @@ impl Engine {
             Err(e) => {
                 d.error = Some(ErrorInfo {
                     class: e.class(),
+                    kind: e.kind(),
                     message: e.to_string(),
                 });
                 // Transient + `warn` policy: allowed with the warning; every
@@ -1046,6 +1065,7 @@ impl Engine {
             d.outcome = Outcome::Deny;
             d.error = Some(ErrorInfo {
                 class: ErrorClass::Permanent,
+                kind: ErrorKind::Operational,
                 message: "no evidence was fetched".into(),
             });
             return d;

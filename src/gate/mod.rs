@@ -331,7 +331,9 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
         .collect();
     if let Some(signer) = &settings.vsa {
         for (d, r) in decisions.iter().zip(reports.iter_mut()) {
-            if d.outcome == Outcome::Deny {
+            // Only for images allowed with every contract evaluated: never
+            // a "PASSED" summary for evidence that could not be fetched.
+            if d.outcome == Outcome::Deny || r.status != crate::wire::ImageStatus::Allowed {
                 continue;
             }
             let (Some(digest), Some(reference)) = (&d.digest, &d.reference) else {

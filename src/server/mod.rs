@@ -295,7 +295,17 @@ pub async fn start_with_clock(
         tasks.push(reload::watch(engine.clone(), path, opts.poll_interval));
     }
     ready.store(true, Ordering::SeqCst);
-    tracing::info!(%addr, metrics = ?metrics_addr, "provgate is serving");
+    // Plain values only: a log line never shows Rust's `Some(…)`/`None`.
+    match metrics_addr {
+        Some(m) => tracing::info!(%addr, metrics = %m, "provgate is serving"),
+        None => tracing::info!(%addr, metrics = "off", "provgate is serving"),
+    }
+    let gate = &engine.runtime().config.spec.gate;
+    if gate.tokens.is_empty() && gate.oidc.is_empty() {
+        tracing::warn!(
+            "the CI gate (POST /v1/gate) has no gate.tokens and no gate.oidc configured: it answers 401 to every call; add a token to the configuration (docs/gate-api.md)"
+        );
+    }
     for w in engine.runtime().config.world_trusting() {
         tracing::warn!(
             binding = %w.binding,

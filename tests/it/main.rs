@@ -7,6 +7,7 @@
 mod admission;
 mod advisories;
 mod chart;
+mod cli_exit;
 mod common;
 mod contracts;
 mod discovery;
@@ -15,6 +16,7 @@ mod faults;
 mod gate;
 mod hostile;
 mod integrity;
+mod readme;
 mod registry_options;
 mod report;
 mod server;
