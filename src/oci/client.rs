@@ -410,7 +410,7 @@ impl Transport {
         accept: Option<&str>,
         max: u64,
     ) -> Result<Fetched, RegistryError> {
-        let context = format!("{} {}", kind.as_str(), path);
+        let context = describe(kind, path);
         let mut url = reqwest::Url::parse(&format!("{}://{}/v2/{}", self.scheme, self.host, path))
             .map_err(|e| {
                 RegistryError::new(
@@ -816,6 +816,27 @@ impl Transport {
     }
 }
 
+/// A request as messages name it: `resolve app:v1`, `manifest
+/// app@sha256:…`, `blob app@sha256:…`, `referrers app@sha256:…`.
+fn describe(kind: RequestKind, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    for (segment, by_digest) in [
+        ("/manifests/", false),
+        ("/blobs/", true),
+        ("/referrers/", true),
+    ] {
+        if let Some((repo, reference)) = path.rsplit_once(segment) {
+            let sep = if by_digest || reference.contains(':') {
+                '@'
+            } else {
+                ':'
+            };
+            return format!("{} {repo}{sep}{reference}", kind.as_str());
+        }
+    }
+    format!("{} {path}", kind.as_str())
+}
+
 fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
@@ -888,20 +909,15 @@ fn connect_failure(
             return Some(ConnectFailure::Refused);
         }
     }
-    // hyper-util's connector says "dns error" around the resolver's
-    // io::Error ("failed to lookup address information: …"); neither has
-    // a type or kind of its own.
-    let mut dns = false;
-    for cur in chain(e) {
-        let text = cur.to_string();
-        if text == "dns error" {
-            dns = true;
-        } else if dns || text.starts_with("failed to lookup address information") {
-            return Some(ConnectFailure::Dns(text));
-        }
-    }
+    // hyper-util's connector says "dns error" around the resolver's error
+    // ("failed to lookup address information: …"); neither has a type or
+    // kind of its own. The innermost message is the resolver's.
+    let dns = chain(e).any(|c| {
+        let text = c.to_string();
+        text == "dns error" || text.starts_with("failed to lookup address information")
+    });
     if dns {
-        return Some(ConnectFailure::Dns("lookup failed".into()));
+        return Some(ConnectFailure::Dns(root_cause(e)));
     }
     None
 }
@@ -1184,6 +1200,30 @@ mod tests {
             HeaderValue::from_static("soon"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn requests_are_described_as_references() {
+        assert_eq!(
+            describe(RequestKind::Resolve, "acme/app/manifests/v1"),
+            "resolve acme/app:v1"
+        );
+        assert_eq!(
+            describe(RequestKind::Manifest, "acme/app/manifests/sha256:ab"),
+            "manifest acme/app@sha256:ab"
+        );
+        assert_eq!(
+            describe(RequestKind::Tag, "acme/app/manifests/sha256-ab.sig"),
+            "tag acme/app:sha256-ab.sig"
+        );
+        assert_eq!(
+            describe(RequestKind::Blob, "acme/app/blobs/sha256:ab"),
+            "blob acme/app@sha256:ab"
+        );
+        assert_eq!(
+            describe(RequestKind::Referrers, "acme/app/referrers/sha256:ab?n=1"),
+            "referrers acme/app@sha256:ab"
+        );
     }
 
     #[test]

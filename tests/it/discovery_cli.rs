@@ -567,3 +567,26 @@ fn discovery_cli_check_with_wrong_or_no_credentials_names_the_credentials_used()
         )
     );
 }
+
+#[test]
+fn discovery_cli_check_of_a_name_that_does_not_resolve_says_so() {
+    // `.invalid` never resolves (RFC 6761).
+    let registry = "registry.provgate-test.invalid";
+    let config = config_with("", "");
+    let i = check_image_with(&config, &format!("{registry}/acme/app:v1"));
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(i["error"]["class"], "transient");
+    let message = error_message(&i);
+    // The resolver's own words sit in between.
+    assert!(
+        message.starts_with(&format!(
+            "registry {registry}: resolve acme/app:v1: the host name does not resolve: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message
+            .ends_with("; check the registry name in the image reference (and this machine's DNS)"),
+        "{message}"
+    );
+}
