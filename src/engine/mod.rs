@@ -974,6 +974,7 @@ impl Engine {
                 &resolved.digest,
                 resolved.media_type.as_deref(),
                 creds,
+                crate::oci::DiscoverOptions { cosign_tags: true },
             )
             .await;
         observe(&self.metrics.registry_seconds, started.elapsed());

@@ -28,10 +28,12 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 
 use super::auth::{Challenge, Credential, TokenResponse, parse_challenge};
-use super::error::{RegistryError, RegistryErrorKind};
+use super::error::{
+    ConnectFailure, CredentialKind, CredentialsUsed, RegistryError, RegistryErrorKind, TimeoutKind,
+};
 
 /// Per-registry connection options.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryOptions {
     /// Allow plain HTTP to this registry.
     pub insecure: bool,
@@ -254,6 +256,8 @@ pub struct Transport {
     scheme: &'static str,
     http: reqwest::Client,
     credential: Option<Credential>,
+    /// What `credential` is, for the messages of 401/403 (no secret).
+    credentials_used: CredentialsUsed,
     options: RegistryOptions,
     limits: Limits,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
@@ -283,12 +287,15 @@ pub struct TransportError {
 }
 
 impl Transport {
-    /// A transport to `host` (host[:port]) with these options and credential.
+    /// A transport to `host` (host[:port]) with these options and the
+    /// credential for it from the credentials set named `credentials_set`
+    /// (empty: no set applies).
     pub fn new(
         host: &str,
         options: RegistryOptions,
         limits: Limits,
         credential: Option<Credential>,
+        credentials_set: &str,
         observer: Arc<dyn RequestObserver>,
     ) -> Result<Self, TransportError> {
         let err = |reason: String| TransportError {
@@ -310,11 +317,22 @@ impl Transport {
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| err(e.to_string()))?;
+        let credentials_used = CredentialsUsed {
+            set: credentials_set.to_owned(),
+            credential: credential.as_ref().map(|c| match c {
+                Credential::Basic { username, .. } => CredentialKind::Basic {
+                    username: username.clone(),
+                },
+                Credential::IdentityToken { .. } => CredentialKind::IdentityToken,
+                Credential::Bearer { .. } => CredentialKind::RegistryToken,
+            }),
+        };
         Ok(Transport {
             host: host.into(),
             scheme: if options.insecure { "http" } else { "https" },
             http,
             credential,
+            credentials_used,
             options,
             limits,
             tokens: Mutex::new(HashMap::new()),
@@ -334,6 +352,52 @@ impl Transport {
         &self.limits
     }
 
+    /// The options.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+
+    fn unauthorized(&self, context: &str, status: u16) -> RegistryError {
+        RegistryError::new(
+            &self.host,
+            context,
+            RegistryErrorKind::Unauthorized {
+                status,
+                credentials: self.credentials_used.clone(),
+            },
+        )
+    }
+
+    /// Maps a non-success status of a request to a classified error.
+    pub fn status_error(&self, context: &str, f: &Fetched) -> RegistryError {
+        let kind = match f.status {
+            404 => RegistryErrorKind::NotFound,
+            401 | 403 => return self.unauthorized(context, f.status),
+            429 => RegistryErrorKind::RateLimited {
+                retry_after: retry_after(&f.headers),
+            },
+            s if s >= 500 => RegistryErrorKind::Server(s),
+            s => RegistryErrorKind::Status(s),
+        };
+        RegistryError::new(&self.host, context, kind)
+    }
+
+    /// Classifies a failed request: timeout, or why the connection failed.
+    fn map_reqwest(&self, context: &str, e: &reqwest::Error) -> RegistryError {
+        let kind = if e.is_timeout() {
+            RegistryErrorKind::Timeout(TimeoutKind::Request(self.options.timeout))
+        } else {
+            match connect_failure(e, self.options.ca_pem.is_some()) {
+                Some(ConnectFailure::Other(_)) | None if is_timed_out(e) => {
+                    RegistryErrorKind::Timeout(TimeoutKind::Request(self.options.timeout))
+                }
+                Some(c) => RegistryErrorKind::Connect(c),
+                None => RegistryErrorKind::Connect(ConnectFailure::Other(root_cause(e))),
+            }
+        };
+        RegistryError::new(&self.host, context, kind)
+    }
+
     /// `GET` (`head == false`) or `HEAD` a path under `/v2/`, following
     /// redirects and the auth challenge, reading at most `max` body bytes of
     /// a 2xx response.
@@ -346,7 +410,7 @@ impl Transport {
         accept: Option<&str>,
         max: u64,
     ) -> Result<Fetched, RegistryError> {
-        let context = format!("{} {}", kind.as_str(), path);
+        let context = describe(kind, path);
         let mut url = reqwest::Url::parse(&format!("{}://{}/v2/{}", self.scheme, self.host, path))
             .map_err(|e| {
                 RegistryError::new(
@@ -380,7 +444,7 @@ impl Transport {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = map_reqwest(&self.host, &context, &e);
+                    let err = self.map_reqwest(&context, &e);
                     self.record(
                         ctx,
                         kind,
@@ -468,17 +532,13 @@ impl Transport {
                 {
                     continue;
                 }
-                return Err(RegistryError::new(
-                    &self.host,
-                    &context,
-                    RegistryErrorKind::Unauthorized(401),
-                ));
+                return Err(self.unauthorized(&context, 401));
             }
             let headers = resp.headers().clone();
             let body = if head {
                 Bytes::new()
             } else if (200..300).contains(&status) {
-                match read_limited(resp, max, kind, &self.host, &context, ctx.budget).await {
+                match read_limited(resp, max, kind, self, &context, ctx.budget).await {
                     Ok(b) => b,
                     Err(e) => {
                         self.record(ctx, kind, "GET", &url, e.label(), 0, started);
@@ -487,8 +547,7 @@ impl Transport {
                 }
             } else {
                 // Drain a little for the connection's sake; never more.
-                let _ = read_limited(resp, MAX_ERROR_BODY, kind, &self.host, &context, ctx.budget)
-                    .await;
+                let _ = read_limited(resp, MAX_ERROR_BODY, kind, self, &context, ctx.budget).await;
                 Bytes::new()
             };
             self.record(
@@ -581,7 +640,7 @@ impl Transport {
                     RegistryError::new(
                         &self.host,
                         context,
-                        RegistryErrorKind::Token(format!("bad realm {realm:?}: {e}")),
+                        RegistryErrorKind::Token(format!("bad realm \"{realm}\": {e}")),
                     )
                 })?;
                 match realm_url.scheme() {
@@ -657,7 +716,7 @@ impl Transport {
                 let resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) => {
-                        let err = map_reqwest(&self.host, context, &e);
+                        let err = self.map_reqwest(context, &e);
                         self.record(
                             ctx,
                             RequestKind::Token,
@@ -682,11 +741,7 @@ impl Transport {
                         started,
                     );
                     return match status {
-                        401 | 403 => Err(RegistryError::new(
-                            &self.host,
-                            context,
-                            RegistryErrorKind::Unauthorized(status),
-                        )),
+                        401 | 403 => Err(self.unauthorized(context, status)),
                         429 => Err(RegistryError::new(
                             &self.host,
                             context,
@@ -710,7 +765,7 @@ impl Transport {
                     resp,
                     MAX_TOKEN_BYTES,
                     RequestKind::Token,
-                    &self.host,
+                    self,
                     context,
                     ctx.budget,
                 )
@@ -761,6 +816,27 @@ impl Transport {
     }
 }
 
+/// A request as messages name it: `resolve app:v1`, `manifest
+/// app@sha256:…`, `blob app@sha256:…`, `referrers app@sha256:…`.
+fn describe(kind: RequestKind, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    for (segment, by_digest) in [
+        ("/manifests/", false),
+        ("/blobs/", true),
+        ("/referrers/", true),
+    ] {
+        if let Some((repo, reference)) = path.rsplit_once(segment) {
+            let sep = if by_digest || reference.contains(':') {
+                '@'
+            } else {
+                ':'
+            };
+            return format!("{} {repo}{sep}{reference}", kind.as_str());
+        }
+    }
+    format!("{} {path}", kind.as_str())
+}
+
 fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
@@ -781,54 +857,162 @@ pub fn host_port(url: &reqwest::Url) -> String {
     }
 }
 
+/// `Retry-After`: delay-seconds, or an HTTP date (then the time until it).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
+    let v = headers
         .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .and_then(|v| v.to_str().ok())?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 syntax.
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let secs = at
+        .as_second()
+        .saturating_sub(jiff::Timestamp::now().as_second());
+    Some(Duration::from_secs(secs.max(0) as u64))
 }
 
-fn map_reqwest(host: &str, context: &str, e: &reqwest::Error) -> RegistryError {
-    let kind = if e.is_timeout() {
-        RegistryErrorKind::Timeout
-    } else {
-        // The chain, without the URL (which holds no secrets, but is noise).
-        let mut msg = e.without_url_ref().to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
+/// Every error of a chain, outermost first, looking inside `io::Error`s
+/// (whose `source()` skips the error they wrap).
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(e);
+    std::iter::from_fn(move || {
+        let cur = next?;
+        next = match cur.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => cur.source(),
+            },
+            None => cur.source(),
+        };
+        Some(cur)
+    })
+}
+
+/// Why a request could not connect, from the error chain: rustls errors,
+/// refused connections, DNS failures; `None` when nothing is recognised.
+fn connect_failure(
+    e: &(dyn std::error::Error + 'static),
+    ca_configured: bool,
+) -> Option<ConnectFailure> {
+    for cur in chain(e) {
+        if let Some(t) = cur.downcast_ref::<rustls::Error>() {
+            return Some(tls_failure(t, ca_configured));
         }
-        RegistryErrorKind::Connect(msg)
-    };
-    RegistryError::new(host, context, kind)
-}
-
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let s = self.to_string();
-        match self.url() {
-            Some(u) => s
-                .replace(&format!(" ({u})"), "")
-                .replace(u.as_str(), "<url>"),
-            None => s,
+        if let Some(io) = cur.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some(ConnectFailure::Refused);
         }
     }
+    // hyper-util's connector says "dns error" around the resolver's error
+    // ("failed to lookup address information: …"); neither has a type or
+    // kind of its own. The innermost message is the resolver's.
+    let dns = chain(e).any(|c| {
+        let text = c.to_string();
+        text == "dns error" || text.starts_with("failed to lookup address information")
+    });
+    if dns {
+        return Some(ConnectFailure::Dns(root_cause(e)));
+    }
+    None
+}
+
+/// Whether the chain holds an `io::Error` of kind `TimedOut`.
+fn is_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    chain(e).any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
+/// The innermost error's message (without reqwest's and hyper's wrappers,
+/// which repeat the URL or show debug forms such as `client error (Connect)`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    chain(e)
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+fn tls_failure(e: &rustls::Error, ca_configured: bool) -> ConnectFailure {
+    use rustls::{CertificateError as C, Error as E, InvalidMessage};
+    match e {
+        // The first bytes were not a TLS record: an HTTP answer ("HTTP/1.1
+        // 400 …") to the ClientHello.
+        E::InvalidMessage(InvalidMessage::InvalidContentType) => ConnectFailure::PlainHttp,
+        E::InvalidCertificate(C::UnknownIssuer) => ConnectFailure::UnknownCa { ca_configured },
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            ConnectFailure::CertificateName
+        }
+        E::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => ConnectFailure::CertificateExpired,
+        E::InvalidCertificate(c) => {
+            // rustls prints the variants without context in debug form.
+            let text = c.to_string();
+            let text = if text.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+                words(&text)
+            } else {
+                text
+            };
+            ConnectFailure::Tls(format!("certificate rejected: {text}"))
+        }
+        E::InvalidMessage(m) => {
+            ConnectFailure::Tls(format!("corrupt TLS message: {}", words(&format!("{m:?}"))))
+        }
+        E::AlertReceived(a) => ConnectFailure::Tls(format!(
+            "the registry sent the TLS alert {}",
+            words(&format!("{a:?}"))
+        )),
+        E::PeerIncompatible(p) => ConnectFailure::Tls(format!(
+            "the registry's TLS is incompatible: {}",
+            words(&format!("{p:?}"))
+        )),
+        E::PeerMisbehaved(p) => ConnectFailure::Tls(format!(
+            "the registry's TLS misbehaved: {}",
+            words(&format!("{p:?}"))
+        )),
+        other => ConnectFailure::Tls(other.to_string()),
+    }
+}
+
+/// `UnknownIssuer` → `unknown issuer`; anything that is not a bare
+/// identifier (a variant with fields) keeps only its name.
+fn words(ident: &str) -> String {
+    let name: String = ident
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '_' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 async fn read_limited(
     mut resp: reqwest::Response,
     limit: u64,
     kind: RequestKind,
-    host: &str,
+    transport: &Transport,
     context: &str,
     budget: &Budget,
 ) -> Result<Bytes, RegistryError> {
+    let host = transport.host.as_str();
     let what = match kind {
         RequestKind::Blob => "blob",
         RequestKind::Token => "token response",
@@ -852,7 +1036,7 @@ async fn read_limited(
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,
             Ok(None) => break,
-            Err(e) => return Err(map_reqwest(host, context, &e)),
+            Err(e) => return Err(transport.map_reqwest(context, &e)),
         };
         let size = buf.len() as u64 + chunk.len() as u64;
         if size > limit {
@@ -868,16 +1052,183 @@ async fn read_limited(
     Ok(buf.freeze())
 }
 
-/// Maps a non-success status of a request to a classified error.
-pub fn status_error(host: &str, context: &str, f: &Fetched) -> RegistryError {
-    let kind = match f.status {
-        404 => RegistryErrorKind::NotFound,
-        401 | 403 => RegistryErrorKind::Unauthorized(f.status),
-        429 => RegistryErrorKind::RateLimited {
-            retry_after: retry_after(&f.headers),
-        },
-        s if s >= 500 => RegistryErrorKind::Server(s),
-        s => RegistryErrorKind::Status(s),
-    };
-    RegistryError::new(host, context, kind)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a source, like hyper-util's `ConnectError`.
+    #[derive(Debug)]
+    struct Wrap(
+        &'static str,
+        Box<dyn std::error::Error + Send + Sync + 'static>,
+    );
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    fn io_around(e: rustls::Error) -> Wrap {
+        Wrap(
+            "client error (Connect)",
+            Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        )
+    }
+
+    #[test]
+    fn a_non_tls_answer_to_the_handshake_means_plain_http() {
+        let e = io_around(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(connect_failure(&e, false), Some(ConnectFailure::PlainHttp));
+    }
+
+    #[test]
+    fn an_unknown_issuer_is_an_unknown_ca_remembering_whether_a_ca_file_was_set() {
+        let e = || {
+            io_around(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        };
+        assert_eq!(
+            connect_failure(&e(), false),
+            Some(ConnectFailure::UnknownCa {
+                ca_configured: false
+            })
+        );
+        assert_eq!(
+            connect_failure(&e(), true),
+            Some(ConnectFailure::UnknownCa {
+                ca_configured: true
+            })
+        );
+    }
+
+    #[test]
+    fn other_tls_failures_are_described_without_debug_forms() {
+        let e = io_around(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
+        assert_eq!(
+            connect_failure(&e, false),
+            Some(ConnectFailure::Tls(
+                "the registry sent the TLS alert handshake failure".into()
+            ))
+        );
+        let e = io_around(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature,
+        ));
+        assert_eq!(
+            connect_failure(&e, false),
+            Some(ConnectFailure::Tls(
+                "certificate rejected: bad signature".into()
+            ))
+        );
+        let e = io_around(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName,
+        ));
+        assert_eq!(
+            connect_failure(&e, false),
+            Some(ConnectFailure::CertificateName)
+        );
+    }
+
+    #[test]
+    fn refused_and_dns_failures_are_recognised_in_the_chain() {
+        let refused = Wrap(
+            "tcp connect error",
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        );
+        let outer = Wrap("client error (Connect)", Box::new(refused));
+        assert_eq!(
+            connect_failure(&outer, false),
+            Some(ConnectFailure::Refused)
+        );
+
+        let dns = Wrap(
+            "dns error",
+            Box::new(std::io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            )),
+        );
+        let outer = Wrap("client error (Connect)", Box::new(dns));
+        assert_eq!(
+            connect_failure(&outer, false),
+            Some(ConnectFailure::Dns(
+                "failed to lookup address information: Name or service not known".into()
+            ))
+        );
+
+        let reset = Wrap(
+            "client error (Connect)",
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        );
+        assert_eq!(connect_failure(&reset, false), None);
+        assert_eq!(root_cause(&reset), "connection reset");
+        let timed_out = Wrap(
+            "client error (Connect)",
+            Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        );
+        assert!(is_timed_out(&timed_out));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("120"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&later)
+            .unwrap();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_str(&date).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!((3590..=3600).contains(&d.as_secs()), "{date} → {d:?}");
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("soon"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn requests_are_described_as_references() {
+        assert_eq!(
+            describe(RequestKind::Resolve, "acme/app/manifests/v1"),
+            "resolve acme/app:v1"
+        );
+        assert_eq!(
+            describe(RequestKind::Manifest, "acme/app/manifests/sha256:ab"),
+            "manifest acme/app@sha256:ab"
+        );
+        assert_eq!(
+            describe(RequestKind::Tag, "acme/app/manifests/sha256-ab.sig"),
+            "tag acme/app:sha256-ab.sig"
+        );
+        assert_eq!(
+            describe(RequestKind::Blob, "acme/app/blobs/sha256:ab"),
+            "blob acme/app@sha256:ab"
+        );
+        assert_eq!(
+            describe(RequestKind::Referrers, "acme/app/referrers/sha256:ab?n=1"),
+            "referrers acme/app@sha256:ab"
+        );
+    }
+
+    #[test]
+    fn words_splits_identifiers() {
+        assert_eq!(words("UnknownIssuer"), "unknown issuer");
+        assert_eq!(words("Other(OtherError)"), "other");
+    }
 }

@@ -6,12 +6,19 @@
 //! 1. the OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`),
 //!    following `Link` pagination; on 404/400/405/501 (no referrers API, as
 //!    in distribution 2.8)…
-//! 2. …the referrers tag schema: an index tagged `sha256-<hex>`;
-//! 3. cosign's `sha256-<hex>.sig` and `sha256-<hex>.att` tags, always (cosign
-//!    v2 writes them whatever the registry supports).
+//! 2. …the referrers tag schema: an index tagged `sha256-<hex>`. The absence
+//!    of the API is remembered per registry host and settings for a while
+//!    ([`super::memo`]), and later discoveries go straight to the tag schema;
+//! 3. cosign's `sha256-<hex>.sig` and `sha256-<hex>.att` tags (cosign v2
+//!    writes them whatever the registry supports), unless the caller says
+//!    no contract accepts legacy cosign evidence
+//!    ([`DiscoverOptions::cosign_tags`]).
 //!
 //! No tag is ever *listed*: a registry with the referrers API costs one
-//! request for (1) plus two for (3). provgate never asks the registry to
+//! request for (1) plus two for (3). Every lookup that does not depend on
+//! another runs concurrently (at most `limits.concurrency` requests at a
+//! time per image): (1)/(2) beside (3) beside the image manifest, and each
+//! subject's manifests and blobs as soon as its list is known. provgate never asks the registry to
 //! filter referrers (there is one `artifactType` per request and several
 //! Sigstore bundle types); it filters the returned descriptors itself, so an
 //! `OCI-Filters-Applied` header cannot make it trust a filter it did not ask
@@ -24,18 +31,17 @@
 //! [`UnverifiedEvidence`] until `crate::verify` says otherwise.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
-use super::client::{
-    Budget, Ctx, Fetched, RequestKind, RequestLog, RequestRecord, Transport, status_error,
-};
-use super::error::{RegistryError, RegistryErrorKind};
+use super::client::{Budget, Ctx, Fetched, RequestKind, RequestLog, RequestRecord, Transport};
+use super::error::{RegistryError, RegistryErrorKind, TimeoutKind};
 use super::manifest::{self, Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT};
+use super::memo::{Absence, ReferrersMemo};
 use super::reference::ImageRef;
 use crate::digest::Digest;
 use crate::verify::{DSSE_ENVELOPE, EvidenceSource, SIMPLE_SIGNING, SourceKind};
@@ -109,12 +115,65 @@ pub struct Resolved {
     pub pinned: bool,
 }
 
+/// Options of one discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DiscoverOptions {
+    /// Look up cosign's `sha256-<hex>.sig`/`.att` tags (two requests per
+    /// digest searched). The engine turns this off when no bound contract
+    /// accepts legacy cosign evidence; a discovery made without them finds
+    /// less, so it must never be cached under the key of one made with them.
+    pub cosign_tags: bool,
+}
+
+impl Default for DiscoverOptions {
+    /// Everything is looked up (cosign tags included).
+    fn default() -> Self {
+        DiscoverOptions { cosign_tags: true }
+    }
+}
+
 /// Requests and discovery, bound to one transport (host + credentials).
 pub(crate) struct Session<'a> {
     pub transport: &'a Transport,
     pub repo: &'a str,
     pub log: &'a RequestLog,
     pub budget: &'a Budget,
+    /// At most `limits.concurrency` requests at a time, for one image.
+    pub permits: &'a Semaphore,
+    /// Registries known to lack the referrers API.
+    pub memo: &'a ReferrersMemo,
+}
+
+/// What one discovery knows about the referrers API of its registry.
+struct ReferrersApi {
+    /// Absent, as remembered from an earlier discovery.
+    remembered: Option<Absence>,
+    /// The status of this discovery's own probe, when it said "absent".
+    seen_absent: Mutex<Option<u16>>,
+}
+
+impl ReferrersApi {
+    /// Whether the API is known to be absent (remembered, or already
+    /// answered by a probe of this discovery): then the tag schema is
+    /// looked up directly.
+    fn known_absent(&self) -> bool {
+        self.remembered.is_some()
+            || self
+                .seen_absent
+                .lock()
+                .map(|s| s.is_some())
+                .unwrap_or(false)
+    }
+
+    fn saw_absent(&self, status: u16) {
+        if let Ok(mut s) = self.seen_absent.lock() {
+            s.get_or_insert(status);
+        }
+    }
+
+    fn seen(&self) -> Option<u16> {
+        self.seen_absent.lock().ok().and_then(|s| *s)
+    }
 }
 
 impl Session<'_> {
@@ -134,6 +193,23 @@ impl Session<'_> {
         RegistryError::new(self.host(), context, kind)
     }
 
+    /// One request, under the per-image concurrency limit.
+    async fn request(
+        &self,
+        kind: RequestKind,
+        head: bool,
+        path: &str,
+        accept: Option<&str>,
+        max: u64,
+    ) -> Result<Fetched, RegistryError> {
+        // The semaphore is never closed; if it were, run unlimited rather
+        // than fail.
+        let _permit = self.permits.acquire().await.ok();
+        self.transport
+            .request(&self.ctx(), kind, head, path, accept, max)
+            .await
+    }
+
     async fn get(
         &self,
         kind: RequestKind,
@@ -141,9 +217,7 @@ impl Session<'_> {
         accept: Option<&str>,
         max: u64,
     ) -> Result<Fetched, RegistryError> {
-        self.transport
-            .request(&self.ctx(), kind, false, path, accept, max)
-            .await
+        self.request(kind, false, path, accept, max).await
     }
 
     /// Tag → digest: HEAD (`Docker-Content-Digest`), falling back to GET.
@@ -160,15 +234,7 @@ impl Session<'_> {
         let context = format!("resolve {}:{tag}", self.repo);
         let max = self.transport.limits().max_manifest_bytes;
         let head = self
-            .transport
-            .request(
-                &self.ctx(),
-                RequestKind::Resolve,
-                true,
-                &path,
-                Some(MANIFEST_ACCEPT),
-                0,
-            )
+            .request(RequestKind::Resolve, true, &path, Some(MANIFEST_ACCEPT), 0)
             .await?;
         if head.status == 200 {
             if let Some(d) = head
@@ -184,14 +250,14 @@ impl Session<'_> {
         } else if head.status == 404 {
             return Err(self.err(context, RegistryErrorKind::NotFound));
         } else if !matches!(head.status, 400 | 405 | 501) {
-            return Err(status_error(self.host(), &context, &head));
+            return Err(self.transport.status_error(&context, &head));
         }
         // No usable HEAD: GET and hash the bytes ourselves.
         let got = self
             .get(RequestKind::Resolve, &path, Some(MANIFEST_ACCEPT), max)
             .await?;
         if got.status != 200 {
-            return Err(status_error(self.host(), &context, &got));
+            return Err(self.transport.status_error(&context, &got));
         }
         let digest = Digest::sha256_of(&got.body);
         if let Some(claimed) = got
@@ -235,7 +301,7 @@ impl Session<'_> {
         match got.status {
             200 => {}
             404 => return Ok(None),
-            _ => return Err(status_error(self.host(), &context, &got)),
+            _ => return Err(self.transport.status_error(&context, &got)),
         }
         if !digest.matches(&got.body) {
             return Err(self.err(
@@ -268,7 +334,7 @@ impl Session<'_> {
         let path = format!("{}/blobs/{}", self.repo, desc.digest);
         let got = self.get(RequestKind::Blob, &path, None, desc.size).await?;
         if got.status != 200 {
-            return Err(status_error(self.host(), &context, &got));
+            return Err(self.transport.status_error(&context, &got));
         }
         if !desc.digest.matches(&got.body) {
             return Err(self.err(
@@ -283,11 +349,16 @@ impl Session<'_> {
     }
 
     /// Sigstore-bundle referrers of `digest`: the referrers API, or the tag
-    /// schema when the registry has none.
+    /// schema when the registry has none (known beforehand, or answered
+    /// now).
     async fn referrers(
         &self,
         digest: &Digest,
+        api: &ReferrersApi,
     ) -> Result<Vec<(Descriptor, SourceKind)>, RegistryError> {
+        if api.known_absent() {
+            return self.tag_schema(digest).await;
+        }
         let limits = self.transport.limits();
         let context = format!("referrers {}@{digest}", self.repo);
         let mut path = format!("{}/referrers/{digest}", self.repo);
@@ -304,8 +375,11 @@ impl Session<'_> {
                 .await?;
             match got.status {
                 200 => {}
-                404 | 400 | 405 | 501 if seen_pages == 0 => return self.tag_schema(digest).await,
-                _ => return Err(status_error(self.host(), &context, &got)),
+                404 | 400 | 405 | 501 if seen_pages == 0 => {
+                    api.saw_absent(got.status);
+                    return self.tag_schema(digest).await;
+                }
+                _ => return Err(self.transport.status_error(&context, &got)),
             }
             seen_pages += 1;
             let index: ImageIndex = manifest::parse(&got.body)
@@ -364,7 +438,7 @@ impl Session<'_> {
         match got.status {
             200 => {}
             404 => return Ok(Vec::new()),
-            _ => return Err(status_error(self.host(), &context, &got)),
+            _ => return Err(self.transport.status_error(&context, &got)),
         }
         let index: ImageIndex = manifest::parse(&got.body)
             .map_err(|e| self.err(&context, RegistryErrorKind::InvalidManifest(e)))?;
@@ -390,12 +464,17 @@ impl Session<'_> {
         Ok(out)
     }
 
-    /// A cosign `.sig`/`.att` tag manifest, if present.
+    /// A cosign `.sig`/`.att` tag manifest, if present (none when
+    /// `enabled` is false: no request).
     async fn cosign_tag(
         &self,
         digest: &Digest,
         suffix: &str,
+        enabled: bool,
     ) -> Result<Option<(Digest, ImageManifest)>, RegistryError> {
+        if !enabled {
+            return Ok(None);
+        }
         let limits = self.transport.limits();
         let tag = format!("{}.{suffix}", digest.tag_schema());
         let context = format!("cosign tag {}:{tag}", self.repo);
@@ -412,7 +491,7 @@ impl Session<'_> {
         match got.status {
             200 => {}
             404 => return Ok(None),
-            _ => return Err(status_error(self.host(), &context, &got)),
+            _ => return Err(self.transport.status_error(&context, &got)),
         }
         let m: ImageManifest = manifest::parse(&got.body)
             .map_err(|e| self.err(&context, RegistryErrorKind::InvalidManifest(e)))?;
@@ -428,19 +507,68 @@ impl Session<'_> {
         Ok(Some((Digest::sha256_of(&got.body), m)))
     }
 
-    /// Finds the candidates attached to one digest.
-    async fn candidates(&self, digest: &Digest) -> Result<Candidates, RegistryError> {
+    /// Everything attached to one digest: its candidates (referrers or tag
+    /// schema, and cosign tags, looked up concurrently), then their
+    /// manifests and blobs (concurrently, as each subject's list arrives:
+    /// one subject's fetches do not wait for another's lookups).
+    async fn subject_evidence(
+        &self,
+        digest: &Digest,
+        opts: DiscoverOptions,
+        api: &ReferrersApi,
+    ) -> Result<FetchedJob, RegistryError> {
         let (referrers, sig, att) = futures_util::try_join!(
-            self.referrers(digest),
-            self.cosign_tag(digest, "sig"),
-            self.cosign_tag(digest, "att"),
+            self.referrers(digest, api),
+            self.cosign_tag(digest, "sig", opts.cosign_tags),
+            self.cosign_tag(digest, "att", opts.cosign_tags),
         )?;
-        Ok(Candidates {
-            subject: digest.clone(),
-            referrers,
-            sig,
-            att,
-        })
+        let mut notes = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut seen_manifests = HashSet::new();
+        for (desc, kind) in referrers {
+            if seen_manifests.insert(desc.digest.clone()) {
+                jobs.push(Job::Referrer {
+                    subject: digest.clone(),
+                    desc,
+                    kind,
+                });
+            }
+        }
+        for (manifest, suffix) in [(sig, SourceKind::CosignSig), (att, SourceKind::CosignAtt)] {
+            let Some((mdigest, m)) = manifest else {
+                continue;
+            };
+            let want = if suffix == SourceKind::CosignSig {
+                SIMPLE_SIGNING
+            } else {
+                DSSE_ENVELOPE
+            };
+            for layer in m.layers {
+                if layer.media_type != want {
+                    notes.push(format!(
+                        "skipped cosign layer {} of media type {}",
+                        layer.digest, layer.media_type
+                    ));
+                    continue;
+                }
+                jobs.push(Job::Cosign {
+                    subject: digest.clone(),
+                    manifest: mdigest.clone(),
+                    layer,
+                    kind: suffix,
+                });
+            }
+        }
+        // The semaphore bounds how many of these run at once.
+        let results =
+            futures_util::future::try_join_all(jobs.into_iter().map(|job| self.fetch_job(job)))
+                .await?;
+        let mut evidence = Vec::new();
+        for (ev, n) in results {
+            evidence.extend(ev);
+            notes.extend(n);
+        }
+        Ok((evidence, notes))
     }
 
     /// Discovers the evidence of `digest` (and of its platforms).
@@ -448,75 +576,86 @@ impl Session<'_> {
         &self,
         digest: &Digest,
         known_media_type: Option<&str>,
+        opts: DiscoverOptions,
     ) -> Result<Discovery, RegistryError> {
-        let limits = self.transport.limits().clone();
-        let mut notes = Vec::new();
+        let api = ReferrersApi {
+            remembered: self.memo.absent(self.host(), self.transport.options()),
+            seen_absent: Mutex::new(None),
+        };
         // The manifest itself: proves the digest exists and tells whether it
-        // is an index. Runs alongside the search of the root digest.
-        let manifest_lookup = async {
-            match known_media_type {
-                Some(mt) if !manifest::is_index(mt) => Ok(Some((None, Some(mt.to_owned())))),
+        // is an index (not fetched when a HEAD already said it is not). Runs
+        // alongside the search of the root digest; an index's platforms are
+        // searched as soon as it arrives.
+        let manifest_and_platforms = async {
+            let looked_up = match known_media_type {
+                Some(mt) if !manifest::is_index(mt) => Some((None, Some(mt.to_owned()))),
                 _ => self
                     .manifest_bytes(digest, MANIFEST_ACCEPT, RequestKind::Manifest)
-                    .await
-                    .map(|o| o.map(|(b, ct)| (Some(b), ct))),
-            }
-        };
-        let (looked_up, root) = futures_util::try_join!(manifest_lookup, self.candidates(digest))?;
-        let Some((body, media_type)) = looked_up else {
-            return Err(self.err(
-                format!("manifest {}@{digest}", self.repo),
-                RegistryErrorKind::NotFound,
-            ));
-        };
-        let mut platforms = Vec::new();
-        let mut all = vec![root];
-        if let Some(body) = body {
-            let media = media_type.clone().or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("mediaType")
-                            .and_then(|m| m.as_str())
-                            .map(str::to_owned)
-                    })
-            });
-            if media.as_deref().is_some_and(manifest::is_index) {
-                let index: ImageIndex = manifest::parse(&body).map_err(|e| {
-                    self.err(
-                        format!("index {}@{digest}", self.repo),
-                        RegistryErrorKind::InvalidManifest(e),
-                    )
-                })?;
-                for entry in index.manifests {
-                    let Some(p) = &entry.platform else { continue };
-                    // BuildKit's attestation manifests are unsigned in-toto
-                    // documents, not Sigstore evidence.
-                    if p.os == "unknown" {
-                        continue;
-                    }
-                    if platforms.len() >= limits.max_platforms {
-                        notes.push(format!(
-                            "only the first {} platform manifests were searched for evidence",
-                            limits.max_platforms
-                        ));
-                        break;
-                    }
-                    platforms.push(PlatformManifest {
-                        digest: entry.digest.clone(),
-                        platform: p.to_string(),
-                    });
-                }
-                let mut children: FuturesOrdered<_> = platforms
+                    .await?
+                    .map(|(b, ct)| (Some(b), ct)),
+            };
+            let Some((body, media_type)) = looked_up else {
+                return Err(self.err(
+                    format!("manifest {}@{digest}", self.repo),
+                    RegistryErrorKind::NotFound,
+                ));
+            };
+            let mut notes = Vec::new();
+            let platforms = match &body {
+                Some(body) => self.platforms(digest, body, media_type.as_deref(), &mut notes)?,
+                None => Vec::new(),
+            };
+            let found = futures_util::future::try_join_all(
+                platforms
                     .iter()
-                    .map(|p| self.candidates(&p.digest))
-                    .collect();
-                while let Some(c) = children.next().await {
-                    all.push(c?);
+                    .map(|p| self.subject_evidence(&p.digest, opts, &api)),
+            )
+            .await?;
+            Ok((media_type, platforms, found, notes))
+        };
+        let ((media_type, platforms, on_platforms, platform_notes), on_root) = futures_util::try_join!(
+            manifest_and_platforms,
+            self.subject_evidence(digest, opts, &api)
+        )?;
+        let mut notes = platform_notes;
+        let mut evidence = Vec::new();
+        let mut seen_layers = HashSet::new();
+        for (ev, n) in std::iter::once(on_root).chain(on_platforms) {
+            notes.extend(n);
+            for e in ev {
+                let key = (e.subject.clone(), e.source.layer.clone());
+                if seen_layers.insert(key) {
+                    evidence.push(e);
                 }
             }
         }
-        let evidence = self.fetch_all(all, &mut notes).await?;
+        // The discovery succeeded, so the digest (and its repository) exist:
+        // a "no referrers API" answer is about the registry, and worth
+        // remembering.
+        let tag = digest.tag_schema();
+        if let Some(a) = api.remembered {
+            notes.push(format!(
+                "referrers API absent on {} (remembered since {}, when it answered {}); used the {tag} tag schema",
+                self.host(),
+                a.since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                a.status,
+            ));
+        } else if let Some(status) = api.seen() {
+            self.memo
+                .remember(self.host(), self.transport.options(), status);
+            notes.push(format!(
+                "referrers API absent on {} (it answered {status}); used the {tag} tag schema; remembered for {} s",
+                self.host(),
+                self.memo.ttl().as_secs(),
+            ));
+        }
+        if !opts.cosign_tags {
+            notes.push(format!(
+                "cosign tags {tag}.sig and {tag}.att not looked up: no bound contract accepts legacy cosign evidence"
+            ));
+        }
+        let mut seen_notes = HashSet::new();
+        notes.retain(|n| seen_notes.insert(n.clone()));
         Ok(Discovery {
             digest: digest.clone(),
             media_type,
@@ -527,78 +666,57 @@ impl Session<'_> {
         })
     }
 
-    /// Fetches every candidate's bytes, deduplicated by content digest.
-    async fn fetch_all(
+    /// The platform manifests of an index to search (none for an image).
+    fn platforms(
         &self,
-        all: Vec<Candidates>,
+        digest: &Digest,
+        body: &Bytes,
+        media_type: Option<&str>,
         notes: &mut Vec<String>,
-    ) -> Result<Vec<UnverifiedEvidence>, RegistryError> {
-        let concurrency = self.transport.limits().concurrency.max(1);
-        let mut seen_manifests = HashSet::new();
-        let mut jobs: Vec<Job> = Vec::new();
-        for c in all {
-            for (desc, kind) in c.referrers {
-                if seen_manifests.insert(desc.digest.clone()) {
-                    jobs.push(Job::Referrer {
-                        subject: c.subject.clone(),
-                        desc,
-                        kind,
-                    });
-                }
-            }
-            for (manifest, suffix) in [
-                (c.sig, SourceKind::CosignSig),
-                (c.att, SourceKind::CosignAtt),
-            ] {
-                let Some((mdigest, m)) = manifest else {
-                    continue;
-                };
-                let want = if suffix == SourceKind::CosignSig {
-                    SIMPLE_SIGNING
-                } else {
-                    DSSE_ENVELOPE
-                };
-                for layer in m.layers {
-                    if layer.media_type != want {
-                        notes.push(format!(
-                            "skipped cosign layer {} of media type {}",
-                            layer.digest, layer.media_type
-                        ));
-                        continue;
-                    }
-                    jobs.push(Job::Cosign {
-                        subject: c.subject.clone(),
-                        manifest: mdigest.clone(),
-                        layer,
-                        kind: suffix,
-                    });
-                }
-            }
+    ) -> Result<Vec<PlatformManifest>, RegistryError> {
+        let limits = self.transport.limits();
+        let media = media_type.map(str::to_owned).or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("mediaType")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
+        });
+        let mut platforms = Vec::new();
+        if !media.as_deref().is_some_and(manifest::is_index) {
+            return Ok(platforms);
         }
-        let results: Vec<Result<FetchedJob, RegistryError>> =
-            futures_util::stream::iter(jobs.into_iter().map(|job| self.fetch_job(job)))
-                .buffered(concurrency)
-                .collect()
-                .await;
-        let mut out = Vec::new();
-        let mut seen_layers = HashSet::new();
-        for r in results {
-            let (ev, n) = r?;
-            notes.extend(n);
-            for e in ev {
-                let key = (e.subject.clone(), e.source.layer.clone());
-                if seen_layers.insert(key) {
-                    out.push(e);
-                }
+        let index: ImageIndex = manifest::parse(body).map_err(|e| {
+            self.err(
+                format!("index {}@{digest}", self.repo),
+                RegistryErrorKind::InvalidManifest(e),
+            )
+        })?;
+        for entry in index.manifests {
+            let Some(p) = &entry.platform else { continue };
+            // BuildKit's attestation manifests are unsigned in-toto
+            // documents, not Sigstore evidence.
+            if p.os == "unknown" {
+                continue;
             }
+            if platforms.len() >= limits.max_platforms {
+                notes.push(format!(
+                    "only the first {} platform manifests were searched for evidence",
+                    limits.max_platforms
+                ));
+                break;
+            }
+            platforms.push(PlatformManifest {
+                digest: entry.digest.clone(),
+                platform: p.to_string(),
+            });
         }
-        Ok(out)
+        Ok(platforms)
     }
 
-    async fn fetch_job(
-        &self,
-        job: Job,
-    ) -> Result<(Vec<UnverifiedEvidence>, Vec<String>), RegistryError> {
+    async fn fetch_job(&self, job: Job) -> Result<FetchedJob, RegistryError> {
         let mut notes = Vec::new();
         match job {
             Job::Referrer {
@@ -652,10 +770,12 @@ impl Session<'_> {
                         desc.digest
                     ));
                 }
-                let mut out = Vec::new();
-                for layer in layers {
-                    let bytes = self.blob(layer).await?;
-                    out.push(UnverifiedEvidence {
+                let blobs =
+                    futures_util::future::try_join_all(layers.iter().map(|l| self.blob(l))).await?;
+                let out = layers
+                    .into_iter()
+                    .zip(blobs)
+                    .map(|(layer, bytes)| UnverifiedEvidence {
                         subject: subject.clone(),
                         source: EvidenceSource {
                             kind,
@@ -663,8 +783,8 @@ impl Session<'_> {
                             layer: Some(layer.digest.clone()),
                         },
                         content: EvidenceContent::Bundle(bytes),
-                    });
-                }
+                    })
+                    .collect();
                 Ok((out, notes))
             }
             Job::Cosign {
@@ -704,13 +824,6 @@ impl Session<'_> {
 
 /// The evidence one job fetched, and notes about what it skipped.
 type FetchedJob = (Vec<UnverifiedEvidence>, Vec<String>);
-
-struct Candidates {
-    subject: Digest,
-    referrers: Vec<(Descriptor, SourceKind)>,
-    sig: Option<(Digest, ImageManifest)>,
-    att: Option<(Digest, ImageManifest)>,
-}
 
 enum Job {
     Referrer {
@@ -776,7 +889,7 @@ pub(crate) async fn with_deadline<T>(
         Err(_) => Err(RegistryError::new(
             registry,
             context,
-            RegistryErrorKind::Timeout,
+            RegistryErrorKind::Timeout(TimeoutKind::Deadline(Duration::from_millis(millis))),
         )),
     }
 }

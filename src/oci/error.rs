@@ -1,10 +1,22 @@
-//! Registry errors, classified for caching and failure policy.
+//! Registry errors, classified for caching, failure policy and exit codes,
+//! each saying what went wrong *and* what fixes it.
 //!
 //! *Transient* errors (timeouts, refused connections, 5xx, 429) may succeed
 //! on retry: they are never cached, and a registry's failure policy may
 //! degrade them. *Permanent* errors (the image does not exist, access denied
 //! after authenticating, an invalid or oversized manifest, a digest mismatch)
 //! are cached briefly and never degrade.
+//!
+//! Orthogonally, [`RegistryError::category`] tells an *operational* problem
+//! (provgate could not talk to the registry: unreachable, TLS, credentials,
+//! 5xx, 429, timeouts; exit code 1 for `provgate check`) from an *evidence*
+//! problem (the registry answered, and what it holds is missing, invalid or
+//! too large).
+//!
+//! Every message names the setting that fixes it, as it is spelled in the
+//! configuration file (`registries.hosts."HOST".insecure`, `…caFile`,
+//! `credentials[]`, `registries.limits.*`), and never shows Rust debug
+//! forms.
 
 use std::fmt;
 use std::time::Duration;
@@ -19,25 +31,121 @@ pub enum ErrorClass {
     Permanent,
 }
 
+/// Whose problem an error is: the operator's (the registry could not be
+/// talked to as configured) or the image's (its evidence is missing or
+/// unusable). `provgate check` exits 1 for operational errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCategory {
+    /// Unreachable, TLS, credentials, 5xx, 429, timeouts, misconfiguration.
+    Operational,
+    /// Not found, invalid or mismatching content, over a limit.
+    Evidence,
+}
+
+/// Why a connection could not be made (a [`RegistryErrorKind::Connect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The TLS handshake got an answer that is not TLS: the registry speaks
+    /// plain HTTP on that port.
+    PlainHttp,
+    /// The certificate does not chain to a trusted CA (rustls
+    /// `UnknownIssuer`): a private CA not given in `caFile`, or a
+    /// self-signed certificate.
+    UnknownCa {
+        /// Whether `caFile` is set for this registry (then it is the wrong CA).
+        ca_configured: bool,
+    },
+    /// The certificate is not valid for the registry's name.
+    CertificateName,
+    /// The certificate has expired or is not valid yet.
+    CertificateExpired,
+    /// Another certificate or TLS failure, described.
+    Tls(String),
+    /// Nothing listens on the port (connection refused).
+    Refused,
+    /// The host name does not resolve.
+    Dns(String),
+    /// Anything else (reset, unreachable network, client setup), described.
+    Other(String),
+}
+
+impl ConnectFailure {
+    /// Whether the failure happened in TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            ConnectFailure::PlainHttp
+                | ConnectFailure::UnknownCa { .. }
+                | ConnectFailure::CertificateName
+                | ConnectFailure::CertificateExpired
+                | ConnectFailure::Tls(_)
+        )
+    }
+}
+
+/// Which time limit ran out (a [`RegistryErrorKind::Timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// One request got no (complete) answer within the registry's
+    /// `timeout`.
+    Request(Duration),
+    /// One image's discovery as a whole exceeded `limits.maxImageMillis`.
+    Deadline(Duration),
+}
+
+/// The credentials a refused request was made with (for the message of a
+/// [`RegistryErrorKind::Unauthorized`]). Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CredentialsUsed {
+    /// The credentials set's name (`credentials[].name`); empty when no set
+    /// applied.
+    pub set: String,
+    /// What was sent, when the set has an entry for the registry.
+    pub credential: Option<CredentialKind>,
+}
+
+/// The kind of credential sent (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialKind {
+    /// Username and password (or token as password).
+    Basic {
+        /// The username.
+        username: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken`).
+    IdentityToken,
+    /// A registry token used as is (`registrytoken`).
+    RegistryToken,
+}
+
 /// What went wrong talking to a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegistryErrorKind {
     /// The request or the whole discovery ran out of time.
-    Timeout,
-    /// The connection failed (refused, reset, DNS, TLS).
-    Connect(String),
+    Timeout(TimeoutKind),
+    /// The connection failed (refused, DNS, TLS …).
+    Connect(ConnectFailure),
     /// The registry answered 5xx.
     Server(u16),
     /// The registry answered 429.
     RateLimited {
-        /// `Retry-After`, when given.
+        /// `Retry-After`, when given (seconds or an HTTP date).
         retry_after: Option<Duration>,
     },
     /// The image (or pinned digest) does not exist.
     NotFound,
     /// 401/403 after authenticating (or with no credentials to offer).
-    Unauthorized(u16),
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+        /// What was sent.
+        credentials: CredentialsUsed,
+    },
     /// Another unexpected status.
     Status(u16),
     /// The manifest or index is not valid JSON of the expected shape.
@@ -72,8 +180,6 @@ pub enum RegistryErrorKind {
     },
     /// A redirect points somewhere unusable (bad URL, plain HTTP not allowed).
     BadRedirect(String),
-    /// Plain HTTP was needed but is not allowed for this registry.
-    InsecureNotAllowed,
     /// The token endpoint misbehaved.
     Token(String),
 }
@@ -102,9 +208,12 @@ impl RegistryError {
     pub fn class(&self) -> ErrorClass {
         use RegistryErrorKind::*;
         match &self.kind {
-            Timeout | Connect(_) | Server(_) | RateLimited { .. } => ErrorClass::Transient,
+            // Every connection failure counts as transient, TLS ones too: a
+            // certificate rotation or a middlebox can cause them, and the
+            // failure policy decides what an outage means.
+            Timeout(_) | Connect(_) | Server(_) | RateLimited { .. } => ErrorClass::Transient,
             NotFound
-            | Unauthorized(_)
+            | Unauthorized { .. }
             | Status(_)
             | InvalidManifest(_)
             | DigestMismatch { .. }
@@ -112,21 +221,48 @@ impl RegistryError {
             | TooMany { .. }
             | BudgetExceeded { .. }
             | BadRedirect(_)
-            | InsecureNotAllowed
             | Token(_) => ErrorClass::Permanent,
         }
+    }
+
+    /// Operational (exit code 1 for `provgate check`) or an evidence
+    /// problem.
+    pub fn category(&self) -> ErrorCategory {
+        use RegistryErrorKind::*;
+        match &self.kind {
+            Timeout(_)
+            | Connect(_)
+            | Server(_)
+            | RateLimited { .. }
+            | Unauthorized { .. }
+            | Status(_)
+            | BadRedirect(_)
+            | Token(_) => ErrorCategory::Operational,
+            NotFound
+            | InvalidManifest(_)
+            | DigestMismatch { .. }
+            | TooLarge { .. }
+            | TooMany { .. }
+            | BudgetExceeded { .. } => ErrorCategory::Evidence,
+        }
+    }
+
+    /// Whether the error is operational (see [`ErrorCategory`]).
+    pub fn is_operational(&self) -> bool {
+        self.category() == ErrorCategory::Operational
     }
 
     /// A short label for metrics (`timeout`, `5xx`, `not-found`, …).
     pub fn label(&self) -> &'static str {
         use RegistryErrorKind::*;
         match &self.kind {
-            Timeout => "timeout",
+            Timeout(_) => "timeout",
+            Connect(c) if c.is_tls() => "tls",
             Connect(_) => "connect",
             Server(_) => "5xx",
             RateLimited { .. } => "429",
             NotFound => "not-found",
-            Unauthorized(_) => "unauthorized",
+            Unauthorized { .. } => "unauthorized",
             Status(_) => "status",
             InvalidManifest(_) => "invalid-manifest",
             DigestMismatch { .. } => "digest-mismatch",
@@ -134,8 +270,90 @@ impl RegistryError {
             TooMany { .. } => "too-many",
             BudgetExceeded { .. } => "budget",
             BadRedirect(_) => "bad-redirect",
-            InsecureNotAllowed => "insecure",
             Token(_) => "token",
+        }
+    }
+
+    /// The name of this registry under `registries.hosts` (Docker Hub's
+    /// API host is configured as `docker.io`).
+    fn config_name(&self) -> &str {
+        config_name(&self.registry)
+    }
+}
+
+/// The key of a registry host under `registries.hosts`.
+pub(crate) fn config_name(host: &str) -> &str {
+    if host == "registry-1.docker.io" {
+        super::DOCKER_HUB
+    } else {
+        host
+    }
+}
+
+/// Seconds as `1 s`, `90 s`, fractions as milliseconds.
+fn duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// The config field that limits `what` (for `TooLarge`/`TooMany`).
+fn limit_field(what: &str) -> &'static str {
+    match what {
+        "manifest" => "registries.limits.maxManifestBytes",
+        "blob" => "registries.limits.maxBlobBytes",
+        "Sigstore referrers" => "registries.limits.maxReferrers",
+        "referrers pages" => "registries.limits.maxPages",
+        "cosign layers" | "bundle layers" => "registries.limits.maxLayers",
+        "platforms" => "registries.limits.maxPlatforms",
+        "redirects" => "registries.limits.maxRedirects",
+        _ => "a built-in limit",
+    }
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The hints need the host; `RegistryError`'s Display adds them.
+        match self {
+            ConnectFailure::PlainHttp => f.write_str("TLS handshake failed: the answer is not TLS"),
+            ConnectFailure::UnknownCa { .. } => {
+                f.write_str("TLS certificate not trusted: unknown issuer")
+            }
+            ConnectFailure::CertificateName => {
+                f.write_str("TLS certificate is not valid for this host name")
+            }
+            ConnectFailure::CertificateExpired => {
+                f.write_str("TLS certificate has expired or is not valid yet")
+            }
+            ConnectFailure::Tls(e) => write!(f, "TLS failed: {e}"),
+            ConnectFailure::Refused => f.write_str("connection refused"),
+            ConnectFailure::Dns(e) => write!(f, "the host name does not resolve: {e}"),
+            ConnectFailure::Other(e) => write!(f, "connection failed: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for CredentialsUsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.credential, self.set.is_empty()) {
+            (None, true) => f.write_str("anonymously (no credentials set applies)"),
+            (None, false) => write!(
+                f,
+                "anonymously (credentials set \"{}\" has no entry for this registry)",
+                self.set
+            ),
+            (Some(c), _) => {
+                match c {
+                    CredentialKind::Basic { username } => {
+                        write!(f, "with basic credentials of user \"{username}\"")?
+                    }
+                    CredentialKind::IdentityToken => f.write_str("with an identity token")?,
+                    CredentialKind::RegistryToken => f.write_str("with a registry token")?,
+                }
+                write!(f, " from credentials set \"{}\"", self.set)
+            }
         }
     }
 }
@@ -143,22 +361,108 @@ impl RegistryError {
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RegistryErrorKind::*;
+        let name = self.config_name();
         write!(f, "registry {}: {}: ", self.registry, self.context)?;
         match &self.kind {
-            Timeout => write!(f, "timed out"),
-            Connect(e) => write!(f, "connection failed: {e}"),
-            Server(s) => write!(f, "server error {s}"),
+            Timeout(TimeoutKind::Request(d)) => write!(
+                f,
+                "no answer within {}; if the registry is slow but up, raise registries.hosts.\"{name}\".timeout",
+                duration(*d)
+            ),
+            Timeout(TimeoutKind::Deadline(d)) => write!(
+                f,
+                "discovery did not finish within {}; if the registry is slow but up, raise registries.limits.maxImageMillis",
+                duration(*d)
+            ),
+            Connect(c @ ConnectFailure::PlainHttp) => write!(
+                f,
+                "{c}: the registry speaks plain HTTP; if that is intended set registries.hosts.\"{name}\".insecure: true"
+            ),
+            Connect(c @ ConnectFailure::UnknownCa { ca_configured }) => {
+                if *ca_configured {
+                    write!(
+                        f,
+                        "{c}: the CA in registries.hosts.\"{name}\".caFile did not issue the registry's certificate; set caFile to the PEM of the CA that did"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{c}: the registry's certificate is not issued by a publicly trusted CA; if it uses a private CA set registries.hosts.\"{name}\".caFile to that CA's PEM file"
+                    )
+                }
+            }
+            Connect(c @ ConnectFailure::CertificateName) => write!(
+                f,
+                "{c}: the certificate does not name {}; use the registry name its certificate was issued for",
+                self.registry
+            ),
+            Connect(c @ ConnectFailure::CertificateExpired) => write!(
+                f,
+                "{c}: the registry must renew its certificate (or the clock here is wrong)"
+            ),
+            Connect(c @ ConnectFailure::Tls(_)) => write!(
+                f,
+                "{c}; check that the registry speaks HTTPS on this port (registries.hosts.\"{name}\".insecure: true if it speaks plain HTTP)"
+            ),
+            Connect(c @ ConnectFailure::Refused) => write!(
+                f,
+                "{c}: nothing listens on {}; check that the registry is running and that the image names the right host and port",
+                self.registry
+            ),
+            Connect(c @ ConnectFailure::Dns(_)) => write!(
+                f,
+                "{c}; check the registry name in the image reference (and this machine's DNS)"
+            ),
+            Connect(c @ ConnectFailure::Other(_)) => write!(f, "{c}"),
+            Server(s) => write!(
+                f,
+                "server error {s}: the registry failed; retry later, or set registries.hosts.\"{name}\".failure to degrade during outages"
+            ),
             RateLimited {
                 retry_after: Some(d),
-            } => {
-                write!(f, "rate limited (429), retry after {}s", d.as_secs())
-            }
-            RateLimited { retry_after: None } => write!(f, "rate limited (429)"),
-            NotFound => write!(f, "not found"),
-            Unauthorized(s) => write!(
+            } => write!(
                 f,
-                "access denied ({s}); check the registry credentials for this host"
+                "rate limited (429): the registry asks to retry after {}; use credentials with a higher quota (credentials[]) or a mirror (registries.hosts.\"{name}\".mirrors)",
+                duration(*d)
             ),
+            RateLimited { retry_after: None } => write!(
+                f,
+                "rate limited (429), no Retry-After given; use credentials with a higher quota (credentials[]) or a mirror (registries.hosts.\"{name}\".mirrors)"
+            ),
+            NotFound => write!(f, "not found"),
+            Unauthorized {
+                status,
+                credentials,
+            } => {
+                let what = if *status == 403 {
+                    "forbidden"
+                } else {
+                    "access denied"
+                };
+                write!(f, "{what} ({status}) {credentials}; ")?;
+                match (&credentials.credential, credentials.set.is_empty()) {
+                    (None, true) => write!(
+                        f,
+                        "give provgate credentials for {} with a credentials[] entry (name, file: a Docker config.json with an auths.\"{}\" entry)",
+                        self.registry, name
+                    ),
+                    (None, false) => write!(
+                        f,
+                        "add an auths.\"{name}\" entry to the Docker config file of credentials[] \"{}\" (its file field)",
+                        credentials.set
+                    ),
+                    (Some(_), _) if *status == 403 => write!(
+                        f,
+                        "grant these credentials pull access, or change the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
+                        credentials.set
+                    ),
+                    (Some(_), _) => write!(
+                        f,
+                        "check the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
+                        credentials.set
+                    ),
+                }
+            }
             Status(s) => write!(f, "unexpected status {s}"),
             InvalidManifest(e) => write!(f, "invalid manifest: {e}"),
             DigestMismatch { expected, actual } => {
@@ -169,19 +473,257 @@ impl fmt::Display for RegistryError {
             }
             TooLarge { what, limit, size } => write!(
                 f,
-                "{what} of {size} bytes exceeds the limit of {limit} bytes (registry limits)"
+                "{what} of {size} bytes exceeds the limit of {limit} bytes ({})",
+                limit_field(what)
             ),
-            TooMany { what, limit } => write!(f, "more {what} than the limit of {limit}"),
+            TooMany { what, limit } => write!(
+                f,
+                "more {what} than the limit of {limit} ({})",
+                limit_field(what)
+            ),
             BudgetExceeded { limit } => write!(
                 f,
-                "the per-image download budget of {limit} bytes is exhausted"
+                "the per-image download budget of {limit} bytes is exhausted (registries.limits.maxImageBytes)"
             ),
             BadRedirect(e) => write!(f, "bad redirect: {e}"),
-            InsecureNotAllowed => write!(
-                f,
-                "plain HTTP is not allowed for this registry (set insecure: true to allow it)"
-            ),
             Token(e) => write!(f, "token request failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: RegistryErrorKind) -> RegistryError {
+        RegistryError::new("reg.example:5000", "resolve app:v1", kind)
+    }
+
+    fn no_debug_forms(s: &str) {
+        for bad in ["Some(", "None", "\\\"", "{ ", "Duration"] {
+            assert!(!s.contains(bad), "debug form {bad} in {s}");
+        }
+    }
+
+    #[test]
+    fn plain_http_names_the_insecure_setting_of_the_host() {
+        let e = err(RegistryErrorKind::Connect(ConnectFailure::PlainHttp));
+        assert_eq!(
+            e.to_string(),
+            "registry reg.example:5000: resolve app:v1: TLS handshake failed: the answer is not TLS: the registry speaks plain HTTP; if that is intended set registries.hosts.\"reg.example:5000\".insecure: true"
+        );
+        assert_eq!(e.category(), ErrorCategory::Operational);
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert_eq!(e.label(), "tls");
+    }
+
+    #[test]
+    fn unknown_ca_names_the_ca_file_setting() {
+        let e = err(RegistryErrorKind::Connect(ConnectFailure::UnknownCa {
+            ca_configured: false,
+        }));
+        let s = e.to_string();
+        assert!(
+            s.ends_with("TLS certificate not trusted: unknown issuer: the registry's certificate is not issued by a publicly trusted CA; if it uses a private CA set registries.hosts.\"reg.example:5000\".caFile to that CA's PEM file"),
+            "{s}"
+        );
+        let e = err(RegistryErrorKind::Connect(ConnectFailure::UnknownCa {
+            ca_configured: true,
+        }));
+        assert!(
+            e.to_string()
+                .contains("the CA in registries.hosts.\"reg.example:5000\".caFile did not issue"),
+            "{e}"
+        );
+        assert!(e.is_operational());
+    }
+
+    #[test]
+    fn docker_hub_is_configured_as_docker_io() {
+        let e = RegistryError::new(
+            "registry-1.docker.io",
+            "resolve library/nginx:1",
+            RegistryErrorKind::Connect(ConnectFailure::PlainHttp),
+        );
+        assert!(
+            e.to_string()
+                .contains("registries.hosts.\"docker.io\".insecure: true"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refused_dns_and_timeouts_are_transient_and_operational_with_a_hint() {
+        let cases = [
+            (
+                RegistryErrorKind::Connect(ConnectFailure::Refused),
+                "connection refused: nothing listens on reg.example:5000; check that the registry is running and that the image names the right host and port",
+            ),
+            (
+                RegistryErrorKind::Connect(ConnectFailure::Dns(
+                    "failed to lookup address information: Name or service not known".into(),
+                )),
+                "the host name does not resolve: failed to lookup address information: Name or service not known; check the registry name in the image reference (and this machine's DNS)",
+            ),
+            (
+                RegistryErrorKind::Timeout(TimeoutKind::Request(Duration::from_secs(5))),
+                "no answer within 5 s; if the registry is slow but up, raise registries.hosts.\"reg.example:5000\".timeout",
+            ),
+            (
+                RegistryErrorKind::Timeout(TimeoutKind::Deadline(Duration::from_millis(1500))),
+                "discovery did not finish within 1500 ms; if the registry is slow but up, raise registries.limits.maxImageMillis",
+            ),
+        ];
+        for (kind, tail) in cases {
+            let e = err(kind);
+            let s = e.to_string();
+            assert_eq!(
+                s,
+                format!("registry reg.example:5000: resolve app:v1: {tail}")
+            );
+            assert_eq!(e.class(), ErrorClass::Transient, "{s}");
+            assert_eq!(e.category(), ErrorCategory::Operational, "{s}");
+            no_debug_forms(&s);
+        }
+    }
+
+    #[test]
+    fn unauthorized_names_the_credentials_used_and_the_field_that_sets_them() {
+        let basic = err(RegistryErrorKind::Unauthorized {
+            status: 401,
+            credentials: CredentialsUsed {
+                set: "team-a".into(),
+                credential: Some(CredentialKind::Basic {
+                    username: "bot".into(),
+                }),
+            },
+        });
+        assert_eq!(
+            basic.to_string(),
+            "registry reg.example:5000: resolve app:v1: access denied (401) with basic credentials of user \"bot\" from credentials set \"team-a\"; check the auths.\"reg.example:5000\" entry in the Docker config file of credentials[] \"team-a\" (its file field)"
+        );
+        let forbidden = err(RegistryErrorKind::Unauthorized {
+            status: 403,
+            credentials: CredentialsUsed {
+                set: "team-a".into(),
+                credential: Some(CredentialKind::IdentityToken),
+            },
+        });
+        assert!(
+            forbidden.to_string().contains(
+                "forbidden (403) with an identity token from credentials set \"team-a\"; grant these credentials pull access"
+            ),
+            "{forbidden}"
+        );
+        let anonymous = err(RegistryErrorKind::Unauthorized {
+            status: 401,
+            credentials: CredentialsUsed::default(),
+        });
+        assert_eq!(
+            anonymous.to_string(),
+            "registry reg.example:5000: resolve app:v1: access denied (401) anonymously (no credentials set applies); give provgate credentials for reg.example:5000 with a credentials[] entry (name, file: a Docker config.json with an auths.\"reg.example:5000\" entry)"
+        );
+        let missing = err(RegistryErrorKind::Unauthorized {
+            status: 401,
+            credentials: CredentialsUsed {
+                set: "team-b".into(),
+                credential: None,
+            },
+        });
+        assert!(
+            missing.to_string().contains(
+                "anonymously (credentials set \"team-b\" has no entry for this registry); add an auths.\"reg.example:5000\" entry to the Docker config file of credentials[] \"team-b\""
+            ),
+            "{missing}"
+        );
+        for e in [basic, forbidden, anonymous, missing] {
+            assert_eq!(e.category(), ErrorCategory::Operational);
+            assert_eq!(e.class(), ErrorClass::Permanent);
+            no_debug_forms(&e.to_string());
+        }
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry_if_the_registry_said() {
+        let with = err(RegistryErrorKind::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        assert!(
+            with.to_string()
+                .contains("rate limited (429): the registry asks to retry after 30 s;"),
+            "{with}"
+        );
+        let without = err(RegistryErrorKind::RateLimited { retry_after: None });
+        assert!(
+            without
+                .to_string()
+                .contains("rate limited (429), no Retry-After given;"),
+            "{without}"
+        );
+        for e in [with, without] {
+            assert_eq!(e.class(), ErrorClass::Transient);
+            assert!(e.is_operational());
+            no_debug_forms(&e.to_string());
+        }
+    }
+
+    #[test]
+    fn evidence_problems_are_not_operational() {
+        for kind in [
+            RegistryErrorKind::NotFound,
+            RegistryErrorKind::InvalidManifest("expected an object".into()),
+            RegistryErrorKind::TooLarge {
+                what: "manifest",
+                limit: 10,
+                size: 11,
+            },
+            RegistryErrorKind::TooMany {
+                what: "Sigstore referrers",
+                limit: 2,
+            },
+            RegistryErrorKind::BudgetExceeded { limit: 1 },
+            RegistryErrorKind::DigestMismatch {
+                expected: "sha256:aa".into(),
+                actual: "sha256:bb".into(),
+            },
+        ] {
+            let e = err(kind);
+            assert_eq!(e.category(), ErrorCategory::Evidence, "{e}");
+            assert!(!e.is_operational());
+            assert_eq!(e.class(), ErrorClass::Permanent);
+        }
+        for kind in [
+            RegistryErrorKind::Server(503),
+            RegistryErrorKind::Status(418),
+            RegistryErrorKind::Token("no token in response".into()),
+            RegistryErrorKind::BadRedirect("to a ftp: URL".into()),
+            RegistryErrorKind::Connect(ConnectFailure::Other("reset".into())),
+        ] {
+            assert_eq!(err(kind).category(), ErrorCategory::Operational);
+        }
+    }
+
+    #[test]
+    fn limits_name_their_config_field() {
+        let e = err(RegistryErrorKind::TooLarge {
+            what: "blob",
+            limit: 10,
+            size: 11,
+        });
+        assert!(
+            e.to_string().ends_with(
+                "blob of 11 bytes exceeds the limit of 10 bytes (registries.limits.maxBlobBytes)"
+            ),
+            "{e}"
+        );
+        let e = err(RegistryErrorKind::TooMany {
+            what: "referrers pages",
+            limit: 8,
+        });
+        assert!(
+            e.to_string()
+                .ends_with("more referrers pages than the limit of 8 (registries.limits.maxPages)"),
+            "{e}"
+        );
     }
 }

@@ -1,17 +1,21 @@
 //! Evidence discovery in OCI registries.
 //!
-//! [`Registries`] holds the per-registry options and one [`Transport`] per
-//! (registry host, credential set); [`Registries::resolve`] turns a tag into
-//! a digest and [`Registries::discover`] finds every piece of evidence
-//! attached to a digest. Both return the list of requests made alongside the
-//! result ([`Traced`]), for `--explain`, and report each request to a
-//! [`RequestObserver`] for metrics.
+//! [`Registries`] holds the per-registry options, one [`Transport`] per
+//! (registry host, settings, credential set) and what it learnt about the
+//! registries (which ones lack the referrers API, [`memo`]);
+//! [`Registries::resolve`] turns a tag into a digest and
+//! [`Registries::discover`] finds every piece of evidence attached to a
+//! digest. Both return the list of requests made alongside the result
+//! ([`Traced`]), for `--explain`, and report each request to a
+//! [`RequestObserver`] for metrics. Their errors ([`RegistryError`]) say
+//! what went wrong and which setting fixes it.
 
 pub mod auth;
 pub mod client;
 mod discover;
 pub mod error;
 pub mod manifest;
+pub mod memo;
 mod reference;
 
 use std::collections::HashMap;
@@ -23,12 +27,18 @@ pub use client::{
     RequestRecord, Transport,
 };
 pub use discover::{
-    Discovery, EvidenceContent, PlatformManifest, Resolved, Traced, UnverifiedEvidence,
+    DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, Resolved, Traced,
+    UnverifiedEvidence,
 };
-pub use error::{ErrorClass, RegistryError, RegistryErrorKind};
+pub use error::{
+    ConnectFailure, CredentialKind, CredentialsUsed, ErrorCategory, ErrorClass, RegistryError,
+    RegistryErrorKind, TimeoutKind,
+};
+pub use memo::DEFAULT_REFERRERS_MEMO_TTL;
 pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
 
 use discover::{Session, with_deadline};
+use memo::ReferrersMemo;
 
 /// Runs an operation against each host of an image (mirrors first) until
 /// one succeeds, each attempt under the per-image deadline and a fresh byte
@@ -41,6 +51,7 @@ macro_rules! on_hosts {
         let mut last = None;
         for (host, options) in $regs.hosts($image) {
             let budget = Budget::new($regs.limits.max_image_bytes);
+            let permits = tokio::sync::Semaphore::new($regs.limits.concurrency.max(1));
             let result = match $regs.transport(&host, &options, $creds) {
                 Ok(t) => {
                     let $s = Session {
@@ -48,6 +59,8 @@ macro_rules! on_hosts {
                         repo: $image.repository(),
                         log: &log,
                         budget: &budget,
+                        permits: &permits,
+                        memo: &$regs.referrers_memo,
                     };
                     with_deadline($regs.limits.max_image_millis, &host, $what, $op).await
                 }
@@ -68,7 +81,7 @@ macro_rules! on_hosts {
                 RegistryError::new(
                     $image.registry(),
                     $label,
-                    RegistryErrorKind::Connect("no host".into()),
+                    RegistryErrorKind::Connect(ConnectFailure::Other("no host to ask".into())),
                 )
             })),
             requests: log.records(),
@@ -91,8 +104,14 @@ pub struct Registries {
     default: RegistryEntry,
     limits: Limits,
     observer: Arc<dyn RequestObserver>,
-    transports: Mutex<HashMap<(String, String), Arc<Transport>>>,
+    /// One transport per (host, settings, credential set name): tenants'
+    /// tokens never mix, and a mirror shared by registries with different
+    /// settings gets a transport for each.
+    transports: Mutex<HashMap<TransportKey, Arc<Transport>>>,
+    referrers_memo: ReferrersMemo,
 }
+
+type TransportKey = (String, RegistryOptions, String);
 
 impl std::fmt::Debug for Registries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,7 +138,16 @@ impl Registries {
             limits,
             observer,
             transports: Mutex::new(HashMap::new()),
+            referrers_memo: ReferrersMemo::new(DEFAULT_REFERRERS_MEMO_TTL),
         }
+    }
+
+    /// Remember the absence of a registry's referrers API for `ttl` instead
+    /// of [`DEFAULT_REFERRERS_MEMO_TTL`] (zero: ask every time).
+    #[must_use]
+    pub fn with_referrers_memo_ttl(mut self, ttl: Duration) -> Self {
+        self.referrers_memo = ReferrersMemo::new(ttl);
+        self
     }
 
     /// The limits.
@@ -160,12 +188,14 @@ impl Registries {
         options: &RegistryOptions,
         creds: &CredentialSet,
     ) -> Result<Arc<Transport>, RegistryError> {
-        let key = (host.to_owned(), creds.name().to_owned());
+        let key = (host.to_owned(), options.clone(), creds.name().to_owned());
         let mut map = self.transports.lock().map_err(|_| {
             RegistryError::new(
                 host,
                 "transport",
-                RegistryErrorKind::Connect("transport cache poisoned".into()),
+                RegistryErrorKind::Connect(ConnectFailure::Other(
+                    "transport cache poisoned".into(),
+                )),
             )
         })?;
         if let Some(t) = map.get(&key) {
@@ -184,10 +214,15 @@ impl Registries {
             options.clone(),
             self.limits.clone(),
             credential,
+            creds.name(),
             self.observer.clone(),
         )
         .map_err(|e| {
-            RegistryError::new(host, "transport", RegistryErrorKind::Connect(e.to_string()))
+            RegistryError::new(
+                host,
+                "transport",
+                RegistryErrorKind::Connect(ConnectFailure::Other(e.to_string())),
+            )
         })?;
         let t = Arc::new(t);
         map.insert(key, t.clone());
@@ -201,17 +236,22 @@ impl Registries {
     }
 
     /// Discovers the evidence attached to `digest` in `image`'s repository.
+    /// `media_type` is the manifest's, when a resolution told it (then an
+    /// image manifest is not fetched again).
     pub async fn discover(
         &self,
         image: &ImageRef,
         digest: &Digest,
         media_type: Option<&str>,
         creds: &CredentialSet,
+        opts: DiscoverOptions,
     ) -> Traced<Discovery> {
         let what = format!("discover {}@{digest}", image.name());
         on_hosts!(self, image, creds, "discover", &what, |s| s
-            .discover(digest, media_type))
+            .discover(digest, media_type, opts))
     }
 }
+
+use std::time::Duration;
 
 use crate::digest::Digest;

@@ -349,3 +349,244 @@ fn discovery_cli_check_table_lists_evidence_and_explain_lists_requests() {
     let (_, r) = check_json(&image, &["--explain"]);
     assert_eq!(r["images"][0]["requests"].as_array().unwrap().len(), 7);
 }
+
+// ---------------------------------------------------------------------------
+// Registry errors name their cause and the setting that fixes it.
+
+/// A config like the shared one with other `registries` and `credentials`
+/// blocks (YAML at top level, empty for none).
+fn config_with(registries: &str, credentials: &str) -> PathBuf {
+    let k = kit();
+    let s = setup();
+    let dir = s.config.parent().unwrap();
+    let path = k.path(&format!("{}.yaml", repo_name("cli-config")));
+    write(
+        &path,
+        &format!(
+            r#"apiVersion: provgate.dev/v1
+trust:
+  publicGood: false
+  github: false
+  roots:
+    - name: kit
+      path: {root}
+{registries}
+{credentials}
+contracts:
+  builtin: false
+  dirs: [{contracts}]
+bindings:
+  - name: everything
+    contracts: [kit-provenance]
+    mode: enforce
+unmatched: deny
+"#,
+            root = k.trusted_root().display(),
+            contracts = dir.join("contracts").display(),
+        ),
+    );
+    path
+}
+
+/// A `credentials` block named `name` with a Docker config for `host`.
+fn credentials_block(name: &str, host: &str, password: &str) -> String {
+    let k = kit();
+    let docker = k.path(&format!("{}.json", repo_name("cli-docker")));
+    write(
+        &docker,
+        &docker_config_json(host, &k.var("TESTKIT_REGISTRY_USER"), password),
+    );
+    format!(
+        "credentials:\n  - name: {name}\n    file: {}\n",
+        docker.display()
+    )
+}
+
+/// Runs `check IMAGE --config CONFIG -o json --explain`; returns the
+/// image's report.
+fn check_image_with(config: &Path, image: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_provgate"))
+        .args(["check", image, "--config"])
+        .arg(config)
+        .args(["--output", "json", "--explain"])
+        .env("CI", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("run provgate");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    json["images"][0].clone()
+}
+
+/// The deciding error's message of `check`.
+#[track_caller]
+fn error_message(image: &Value) -> String {
+    let message = image["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {image:#}"))
+        .to_owned();
+    for debug in [
+        "Some(",
+        "None",
+        "Connect)",
+        "InvalidContentType",
+        "UnknownIssuer",
+    ] {
+        assert!(!message.contains(debug), "debug form {debug} in {message}");
+    }
+    message
+}
+
+#[test]
+fn discovery_cli_check_of_a_plain_http_registry_names_the_insecure_setting() {
+    let s = setup();
+    let k = kit();
+    let registry = k.registry();
+    let image = format!("{}:v1", s.with_provenance.repo);
+    let creds = credentials_block("kit", &registry, &k.var("TESTKIT_REGISTRY_PASS"));
+    // No `insecure: true`: provgate speaks TLS to the plain-HTTP listener.
+    let config = config_with("", &creds);
+    let i = check_image_with(&config, &image);
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve {}:v1: TLS handshake failed: the answer is not TLS: the registry speaks plain HTTP; if that is intended set registries.hosts.\"{registry}\".insecure: true",
+            s.with_provenance.path
+        )
+    );
+    // The fix works.
+    let fixed = config_with(
+        &format!("registries:\n  hosts:\n    \"{registry}\":\n      insecure: true\n"),
+        &creds,
+    );
+    assert_eq!(check_image_with(&fixed, &image)["outcome"], "allow");
+}
+
+#[test]
+fn discovery_cli_check_of_a_tls_registry_with_an_unknown_ca_names_the_ca_file_setting() {
+    let s = setup();
+    let k = kit();
+    // The TLS listener serves the same storage as the plain one.
+    let registry = k.registry_tls();
+    let image = format!("{registry}/{}:v1", s.with_provenance.path);
+    let creds = credentials_block("kit-tls", &registry, &k.var("TESTKIT_REGISTRY_PASS"));
+    let config = config_with("", &creds);
+    let i = check_image_with(&config, &image);
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve {}:v1: TLS certificate not trusted: unknown issuer: the registry's certificate is not issued by a publicly trusted CA; if it uses a private CA set registries.hosts.\"{registry}\".caFile to that CA's PEM file",
+            s.with_provenance.path
+        )
+    );
+    // The fix works.
+    let fixed = config_with(
+        &format!(
+            "registries:\n  hosts:\n    \"{registry}\":\n      caFile: {}\n",
+            k.var("TESTKIT_CA")
+        ),
+        &creds,
+    );
+    assert_eq!(check_image_with(&fixed, &image)["outcome"], "allow");
+}
+
+#[test]
+fn discovery_cli_check_of_a_closed_port_says_nothing_listens() {
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let registry = format!("127.0.0.1:{port}");
+    let config = config_with(
+        &format!("registries:\n  hosts:\n    \"{registry}\":\n      insecure: true\n"),
+        "",
+    );
+    let i = check_image_with(&config, &format!("{registry}/closed/app:v1"));
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(i["error"]["class"], "transient");
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve closed/app:v1: connection refused: nothing listens on {registry}; check that the registry is running and that the image names the right host and port"
+        )
+    );
+}
+
+#[test]
+fn discovery_cli_check_with_wrong_or_no_credentials_names_the_credentials_used() {
+    let s = setup();
+    let k = kit();
+    let registry = k.registry();
+    let image = format!("{}:v1", s.with_provenance.repo);
+    let insecure = format!("registries:\n  hosts:\n    \"{registry}\":\n      insecure: true\n");
+    let wrong = config_with(
+        &insecure,
+        &credentials_block("wrong-pass", &registry, "not-the-password"),
+    );
+    let i = check_image_with(&wrong, &image);
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve {}:v1: access denied (401) with basic credentials of user \"{}\" from credentials set \"wrong-pass\"; check the auths.\"{registry}\" entry in the Docker config file of credentials[] \"wrong-pass\" (its file field)",
+            s.with_provenance.path,
+            k.var("TESTKIT_REGISTRY_USER"),
+        )
+    );
+
+    let anonymous = config_with(&insecure, "");
+    let i = check_image_with(&anonymous, &image);
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve {}:v1: access denied (401) anonymously (no credentials set applies); give provgate credentials for {registry} with a credentials[] entry (name, file: a Docker config.json with an auths.\"{registry}\" entry)",
+            s.with_provenance.path
+        )
+    );
+
+    // A set without an entry for this registry.
+    let elsewhere = config_with(
+        &insecure,
+        &credentials_block("other-registry", "registry.example", "x"),
+    );
+    let i = check_image_with(&elsewhere, &image);
+    assert_eq!(
+        error_message(&i),
+        format!(
+            "registry {registry}: resolve {}:v1: access denied (401) anonymously (credentials set \"other-registry\" has no entry for this registry); add an auths.\"{registry}\" entry to the Docker config file of credentials[] \"other-registry\" (its file field)",
+            s.with_provenance.path
+        )
+    );
+}
+
+#[test]
+fn discovery_cli_check_of_a_name_that_does_not_resolve_says_so() {
+    // `.invalid` never resolves (RFC 6761).
+    let registry = "registry.provgate-test.invalid";
+    let config = config_with("", "");
+    let i = check_image_with(&config, &format!("{registry}/acme/app:v1"));
+    assert_eq!(i["outcome"], "deny", "{i:#}");
+    assert_eq!(i["error"]["class"], "transient");
+    let message = error_message(&i);
+    // The resolver's own words sit in between.
+    assert!(
+        message.starts_with(&format!(
+            "registry {registry}: resolve acme/app:v1: the host name does not resolve: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message
+            .ends_with("; check the registry name in the image reference (and this machine's DNS)"),
+        "{message}"
+    );
+}

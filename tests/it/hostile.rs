@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use provgate::digest::Digest;
 use provgate::oci::{
-    Credential, CredentialSet, Discovery, ErrorClass, Limits, NoObserver, Registries,
-    RegistryErrorKind, RegistryOptions, RequestKind, Traced,
+    Credential, CredentialSet, DiscoverOptions, Discovery, ErrorClass, Limits, NoObserver,
+    Registries, RegistryErrorKind, RegistryOptions, RequestKind, TimeoutKind, Traced,
 };
 use provgate::verify::SourceKind;
 use serde_json::json;
@@ -85,7 +85,8 @@ async fn discover(
     creds: &CredentialSet,
 ) -> Traced<Discovery> {
     let image = image_ref(&format!("{}/{REPO}@{digest}", server.host()));
-    regs.discover(&image, digest, None, creds).await
+    regs.discover(&image, digest, None, creds, DiscoverOptions::default())
+        .await
 }
 
 /// Asserts that `started` is less than `secs` seconds ago.
@@ -563,7 +564,11 @@ async fn hostile_429_with_retry_after_is_transient_rate_limited() {
     let (e, _) = err(regs.resolve(&tagged, &CredentialSet::anonymous()).await);
     assert_eq!(e.kind, want, "{e}");
     assert_eq!(e.class(), ErrorClass::Transient);
-    assert!(e.to_string().contains("retry after 7s"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("rate limited (429): the registry asks to retry after 7 s;"),
+        "{e}"
+    );
     let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
     assert_eq!(e.kind, want, "{e}");
     assert_eq!(e.class(), ErrorClass::Transient);
@@ -613,11 +618,20 @@ async fn hostile_slow_response_past_the_timeout_is_a_transient_timeout() {
     let started = Instant::now();
     let tagged = image_ref(&format!("{}/{REPO}:v1", server.host()));
     let (e, requests) = err(regs.resolve(&tagged, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, RegistryErrorKind::Timeout, "{e}");
+    let request_timeout =
+        RegistryErrorKind::Timeout(TimeoutKind::Request(Duration::from_millis(300)));
+    assert_eq!(e.kind, request_timeout, "{e}");
+    assert!(
+        e.to_string().ends_with(&format!(
+            "no answer within 300 ms; if the registry is slow but up, raise registries.hosts.\"{}\".timeout",
+            server.host()
+        )),
+        "{e}"
+    );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert_eq!(requests[0].outcome, "timeout");
     let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, RegistryErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind, request_timeout, "{e}");
     assert_eq!(e.class(), ErrorClass::Transient);
     assert_quick(started, 3);
     drop(content);
@@ -652,7 +666,11 @@ async fn hostile_trickling_body_past_the_timeout_is_a_transient_timeout() {
     );
     let started = Instant::now();
     let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, RegistryErrorKind::Timeout, "{e}");
+    assert_eq!(
+        e.kind,
+        RegistryErrorKind::Timeout(TimeoutKind::Request(Duration::from_millis(500))),
+        "{e}"
+    );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert_quick(started, 3);
 }
@@ -683,7 +701,17 @@ async fn hostile_slow_discovery_is_cut_by_the_per_image_deadline() {
     );
     let started = Instant::now();
     let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, RegistryErrorKind::Timeout, "{e}");
+    assert_eq!(
+        e.kind,
+        RegistryErrorKind::Timeout(TimeoutKind::Deadline(Duration::from_millis(400))),
+        "{e}"
+    );
+    assert!(
+        e.to_string().ends_with(
+            "discovery did not finish within 400 ms; if the registry is slow but up, raise registries.limits.maxImageMillis"
+        ),
+        "{e}"
+    );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert!(e.context.starts_with("discover "), "{}", e.context);
     assert_quick(started, 3);
@@ -935,4 +963,178 @@ async fn hostile_referrers_api_endless_pagination_hits_the_page_limit() {
         .filter(|r| r.path() == referrers)
         .count();
     assert_eq!(pages, 3);
+}
+
+// ---------------------------------------------------------------------------
+// What discovery remembers and skips, seen from the registry's side.
+
+/// How many requests the server got for `path`.
+fn served(server: &FakeServer, pred: impl Fn(&Req) -> bool) -> usize {
+    server.requests().iter().filter(|r| pred(r)).count()
+}
+
+#[tokio::test]
+async fn hostile_referrers_memo_is_per_registry_and_never_skips_a_registry_that_has_the_api() {
+    // Registry A has no referrers API (404, like distribution 2.8).
+    let mut plain = Content::new(REPO);
+    let (plain_digest, _) = plain.image("memo-a");
+    let without = FakeServer::start("127.0.0.1", move |req: &Req| plain.serve(req)).await;
+    // Registry B has it.
+    let (content, digest, descs, _) = referrer_content(1);
+    let referrers = format!("/v2/{REPO}/referrers/{digest}");
+    let with_api = FakeServer::start("127.0.0.1", move |req: &Req| {
+        if req.path() == referrers {
+            index_reply(&descs, None)
+        } else {
+            content.serve(req)
+        }
+    })
+    .await;
+    let mut entries = std::collections::HashMap::new();
+    for s in [&without, &with_api] {
+        entries.insert(
+            s.host(),
+            provgate::oci::RegistryEntry {
+                options: options(Duration::from_secs(5)),
+                mirrors: Vec::new(),
+            },
+        );
+    }
+    let regs = Registries::new(
+        entries,
+        provgate::oci::RegistryEntry::default(),
+        Limits::default(),
+        Arc::new(NoObserver),
+    );
+    let anonymous = CredentialSet::anonymous();
+    let is_referrers = |r: &Req| r.path().starts_with(&format!("/v2/{REPO}/referrers/"));
+
+    for _ in 0..3 {
+        ok(discover(&regs, &without, &plain_digest, &anonymous).await);
+    }
+    assert_eq!(
+        served(&without, is_referrers),
+        1,
+        "A is asked once, then remembered"
+    );
+    assert_eq!(
+        served(&without, |r| is_tag_schema_request(r, &plain_digest)),
+        3
+    );
+
+    for _ in 0..3 {
+        let (found, _) = ok(discover(&regs, &with_api, &digest, &anonymous).await);
+        assert_eq!(found.evidence.len(), 1);
+        assert_eq!(found.evidence[0].source.kind, SourceKind::Referrers);
+        assert!(
+            !found
+                .notes
+                .iter()
+                .any(|n| n.contains("referrers API absent")),
+            "{:?}",
+            found.notes
+        );
+    }
+    assert_eq!(
+        served(&with_api, is_referrers),
+        3,
+        "B is asked every time: A's answer is not B's"
+    );
+    assert_eq!(served(&with_api, |r| is_tag_schema_request(r, &digest)), 0);
+}
+
+#[tokio::test]
+async fn hostile_cosign_tags_are_not_requested_when_the_caller_skips_them() {
+    let (content, digest, descs, _) = referrer_content(1);
+    let referrers = format!("/v2/{REPO}/referrers/{digest}");
+    let server = FakeServer::start("127.0.0.1", move |req: &Req| {
+        if req.path() == referrers {
+            index_reply(&descs, None)
+        } else {
+            content.serve(req)
+        }
+    })
+    .await;
+    let regs = regs(&server, Limits::default());
+    let image = image_ref(&format!("{}/{REPO}@{digest}", server.host()));
+    let is_cosign = |r: &Req| r.path().ends_with(".sig") || r.path().ends_with(".att");
+
+    let (found, requests) = ok(regs
+        .discover(
+            &image,
+            &digest,
+            None,
+            &CredentialSet::anonymous(),
+            DiscoverOptions { cosign_tags: false },
+        )
+        .await);
+    assert_eq!(found.evidence.len(), 1);
+    assert_eq!(served(&server, is_cosign), 0, "{:?}", server.requests());
+    assert!(requests.iter().all(|r| r.kind != RequestKind::Tag));
+    let tag = digest.tag_schema();
+    assert!(
+        found.notes.contains(&format!(
+            "cosign tags {tag}.sig and {tag}.att not looked up: no bound contract accepts legacy cosign evidence"
+        )),
+        "{:?}",
+        found.notes
+    );
+
+    // By default they are.
+    ok(regs
+        .discover(
+            &image,
+            &digest,
+            None,
+            &CredentialSet::anonymous(),
+            DiscoverOptions::default(),
+        )
+        .await);
+    assert_eq!(served(&server, is_cosign), 2);
+}
+
+#[tokio::test]
+async fn hostile_403_names_the_credentials_that_were_refused() {
+    let mut content = Content::new(REPO);
+    let (digest, _) = content.image("403");
+    let server = FakeServer::start("127.0.0.1", |req: &Req| {
+        if req.path().starts_with(&format!("/v2/{REPO}/")) {
+            Reply::status(403)
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await;
+    let regs = regs(&server, small_limits());
+    let creds = basic_creds(&server.host());
+    let tagged = image_ref(&format!("{}/{REPO}:v1", server.host()));
+    let (e, _) = err(regs.resolve(&tagged, &creds).await);
+    assert_eq!(
+        e.kind,
+        RegistryErrorKind::Unauthorized {
+            status: 403,
+            credentials: provgate::oci::CredentialsUsed {
+                set: "tenant".into(),
+                credential: Some(provgate::oci::CredentialKind::Basic {
+                    username: USER.into()
+                }),
+            },
+        },
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "registry {0}: resolve {REPO}:v1: forbidden (403) with basic credentials of user \"{USER}\" from credentials set \"tenant\"; grant these credentials pull access, or change the auths.\"{0}\" entry in the Docker config file of credentials[] \"tenant\" (its file field)",
+            server.host()
+        )
+    );
+    assert!(!e.to_string().contains(PASS), "never the password");
+    assert_eq!(e.class(), ErrorClass::Permanent);
+    assert!(e.is_operational());
+    let (e, _) = err(discover(&regs, &server, &digest, &creds).await);
+    assert!(
+        matches!(e.kind, RegistryErrorKind::Unauthorized { status: 403, .. }),
+        "{e}"
+    );
 }

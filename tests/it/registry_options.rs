@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use provgate::oci::{
-    ErrorClass, Limits, Registries, RegistryEntry, RegistryErrorKind, RequestKind,
+    DiscoverOptions, ErrorClass, Limits, Registries, RegistryEntry, RegistryErrorKind, RequestKind,
 };
 
 use crate::common::kit::kit;
@@ -57,7 +57,13 @@ fn a_mirror_is_tried_first_and_the_origin_when_the_mirror_fails() {
     let reference = image_ref(&img.tagged);
     let (resolved, _) = ok(rt.block_on(regs.resolve(&reference, &creds)));
     assert_eq!(resolved.digest.to_string(), img.digest);
-    let (found, _) = ok(rt.block_on(regs.discover(&reference, &resolved.digest, None, &creds)));
+    let (found, _) = ok(rt.block_on(regs.discover(
+        &reference,
+        &resolved.digest,
+        None,
+        &creds,
+        DiscoverOptions::default(),
+    )));
     assert_eq!(found.registry, mirror.host(), "the mirror did not answer");
     assert_eq!(found.evidence.len(), 1);
     assert!(
@@ -68,7 +74,13 @@ fn a_mirror_is_tried_first_and_the_origin_when_the_mirror_fails() {
     // Mirror down: the origin answers.
     mirror.set(Mode::Down);
     let before = observer.seen().len();
-    let (found, _) = ok(rt.block_on(regs.discover(&reference, &resolved.digest, None, &creds)));
+    let (found, _) = ok(rt.block_on(regs.discover(
+        &reference,
+        &resolved.digest,
+        None,
+        &creds,
+        DiscoverOptions::default(),
+    )));
     assert_eq!(found.registry, origin);
     assert_eq!(found.evidence.len(), 1);
     assert!(

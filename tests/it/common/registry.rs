@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use provgate::digest::Digest;
 use provgate::oci::{
-    Credential, CredentialSet, Discovery, EvidenceContent, ImageRef, Limits, Registries,
-    RegistryEntry, RegistryError, RegistryOptions, RequestKind, RequestObserver, Traced,
-    UnverifiedEvidence,
+    Credential, CredentialSet, DiscoverOptions, Discovery, EvidenceContent, ImageRef, Limits,
+    Registries, RegistryEntry, RegistryError, RegistryOptions, RequestKind, RequestObserver,
+    Traced, UnverifiedEvidence,
 };
 use provgate::verify::{Signer, Verified, Verifier, VerifyError};
 
@@ -147,7 +147,8 @@ pub async fn discover_pinned(
 ) -> Traced<Discovery> {
     let image = image_ref(reference);
     let digest = image.digest().expect("pinned reference").clone();
-    regs.discover(&image, &digest, None, creds).await
+    regs.discover(&image, &digest, None, creds, DiscoverOptions::default())
+        .await
 }
 
 /// Unwraps a successful traced result, printing the requests on failure.
