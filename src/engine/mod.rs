@@ -121,15 +121,11 @@ impl PipelineError {
 
     /// Whether the error is about the environment or the evidence.
     pub fn kind(&self) -> ErrorKind {
-        use crate::oci::RegistryErrorKind as K;
+        use crate::oci::ErrorCategory;
         match self {
-            PipelineError::Registry { error, .. } => match error.kind {
-                K::InvalidManifest(_)
-                | K::DigestMismatch { .. }
-                | K::TooLarge { .. }
-                | K::TooMany { .. }
-                | K::BudgetExceeded { .. } => ErrorKind::Evidence,
-                _ => ErrorKind::Operational,
+            PipelineError::Registry { error, .. } => match error.category() {
+                ErrorCategory::Evidence => ErrorKind::Evidence,
+                ErrorCategory::Operational => ErrorKind::Operational,
             },
             PipelineError::Deadline(_) | PipelineError::Internal(_) => ErrorKind::Operational,
         }
@@ -224,6 +220,10 @@ struct EvidenceKey {
     creds: String,
     registries: Digest,
     trust: Digest,
+    /// Whether cosign's legacy tags were searched: a discovery without them
+    /// never serves a contract that accepts them (one with them serves
+    /// everyone).
+    cosign: bool,
 }
 
 type Shared<T> = Arc<T>;
@@ -663,7 +663,8 @@ impl Engine {
                 }
             }
         };
-        match self.evidence(rt, &reference, &resolved, &creds).await {
+        let cosign = wants_cosign(&p.bound);
+        match self.evidence(rt, &reference, &resolved, &creds, cosign).await {
             Ok((set, missed)) => {
                 p.requests = resolve_requests;
                 // Requests are reported by the call that made them only.
@@ -676,12 +677,9 @@ impl Engine {
             Err(e) => {
                 p.requests = resolve_requests;
                 p.requests.extend(e.requests().iter().cloned());
-                let key = self.evidence_key(rt, &reference, &resolved, &creds);
                 let lkg = if policy.failure == FailurePolicy::LastKnownGood {
-                    self.caches
-                        .lkg_evidence
-                        .get(&key)
-                        .filter(|s| within(now, s.fetched_at, policy.last_known_good_window))
+                    let keys = self.evidence_keys(rt, &reference, &resolved, &creds, cosign);
+                    self.lkg_evidence(keys, now, policy.last_known_good_window)
                 } else {
                     None
                 };
@@ -786,13 +784,8 @@ impl Engine {
                     .map(|v| v.0.clone()),
             };
             if let Some(r) = resolved {
-                let key = self.evidence_key(rt, &reference, &r, &creds);
-                let set = self
-                    .caches
-                    .lkg_evidence
-                    .get(&key)
-                    .filter(|s| within(now, s.fetched_at, policy.last_known_good_window));
-                if let Some(set) = set {
+                let keys = self.evidence_keys(rt, &reference, &r, &creds, wants_cosign(&p.bound));
+                if let Some(set) = self.lkg_evidence(keys, now, policy.last_known_good_window) {
                     let at = set.fetched_at;
                     let mut p = p;
                     p.degraded = Some(self.degrade(&reference, &e, "last-known-good", at));
@@ -819,8 +812,10 @@ impl Engine {
         image: &ImageRef,
         resolved: &Resolved,
         creds: &CredentialSet,
+        cosign: bool,
     ) -> EvidenceKey {
         EvidenceKey {
+            cosign,
             name: image.name(),
             // Not the media type: a tag (which tells it) and a pinned
             // digest (which does not) must share one discovery.
@@ -892,16 +887,56 @@ impl Engine {
         Ok((*r).clone())
     }
 
-    /// Discovery + verification, cached and coalesced.
+    /// The last-known-good evidence within the window: the set searched
+    /// like this request needs, or a wider one (with cosign tags).
+    fn lkg_evidence(
+        &self,
+        keys: [EvidenceKey; 2],
+        now: jiff::Timestamp,
+        window: Duration,
+    ) -> Option<Shared<EvidenceSet>> {
+        keys.iter()
+            .filter_map(|k| self.caches.lkg_evidence.get(k))
+            .find(|s| within(now, s.fetched_at, window))
+    }
+
+    /// The cache keys whose evidence serves a request that needs (or not)
+    /// cosign's legacy tags: its own, then the wider discovery.
+    fn evidence_keys(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        resolved: &Resolved,
+        creds: &CredentialSet,
+        cosign: bool,
+    ) -> [EvidenceKey; 2] {
+        [
+            self.evidence_key(rt, image, resolved, creds, cosign),
+            self.evidence_key(rt, image, resolved, creds, true),
+        ]
+    }
+
+    /// Discovery + verification, cached and coalesced. `cosign`: whether a
+    /// bound contract accepts evidence under cosign's legacy tags (when none
+    /// does, discovery does not look for them).
     async fn evidence(
         &self,
         rt: &Runtime,
         image: &ImageRef,
         resolved: &Resolved,
         creds: &Arc<CredentialSet>,
+        cosign: bool,
     ) -> Result<(Shared<EvidenceSet>, bool), PipelineError> {
-        let key = self.evidence_key(rt, image, resolved, creds);
-        let fetch = self.fetch_and_verify(rt, image, resolved, creds);
+        let key = self.evidence_key(rt, image, resolved, creds, cosign);
+        if !cosign {
+            // A discovery that searched the cosign tags too serves this one.
+            let wider = self.evidence_key(rt, image, resolved, creds, true);
+            if let Some(set) = self.caches.evidence.get(&wider).await {
+                self.metrics.cache_result("evidence", "hit");
+                return Ok((set, false));
+            }
+        }
+        let fetch = self.fetch_and_verify(rt, image, resolved, creds, cosign);
         let (set, missed) = self
             .coalesced(
                 "evidence",
@@ -965,6 +1000,7 @@ impl Engine {
         image: &ImageRef,
         resolved: &Resolved,
         creds: &CredentialSet,
+        cosign_tags: bool,
     ) -> Result<EvidenceSet, PipelineError> {
         let started = Instant::now();
         let traced = rt
@@ -974,7 +1010,7 @@ impl Engine {
                 &resolved.digest,
                 resolved.media_type.as_deref(),
                 creds,
-                crate::oci::DiscoverOptions { cosign_tags: true },
+                crate::oci::DiscoverOptions { cosign_tags },
             )
             .await;
         observe(&self.metrics.registry_seconds, started.elapsed());
@@ -1428,6 +1464,11 @@ fn contribution(mode: Mode, result: &ContractResult) -> Outcome {
             }
         }
     }
+}
+
+/// Whether any bound contract accepts evidence under cosign's legacy tags.
+fn wants_cosign(bound: &[BoundUse]) -> bool {
+    bound.iter().any(|b| b.contract.legacy_cosign)
 }
 
 /// Whether `at` is at most `window` before `now`.
