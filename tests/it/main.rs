@@ -11,6 +11,7 @@ mod contracts;
 mod discovery;
 mod discovery_cli;
 mod faults;
+mod fuzz_replay;
 mod gate;
 mod hostile;
 mod registry_options;
