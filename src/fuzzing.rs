@@ -479,6 +479,63 @@ mod tests {
         assert_eq!(name_part("localhost:5000/a"), "localhost:5000/a");
     }
 
+    /// The image_ref invariants over a grid of hosts, paths and suffixes
+    /// (what the fuzzer explores at random, here exhaustively for the
+    /// shapes that matter: Docker Hub spellings, ports, IPv6, localhost,
+    /// upper case).
+    #[test]
+    fn image_ref_invariants_hold_over_a_grid_of_names() {
+        let hex = "00c669552a5008487c579f75e6f965234e458745857b9de2dfa62bbdb3e61f0a";
+        let hosts = [
+            "",
+            "docker.io/",
+            "index.docker.io/",
+            "registry-1.docker.io/",
+            "registry.hub.docker.com/",
+            "localhost/",
+            "localhost:5000/",
+            "Localhost/",
+            "[::1]/",
+            "[::1]:5000/",
+            "127.0.0.1:5000/",
+            "a.b/",
+            "UPPER.io/",
+            "foo/",
+            "Foo/",
+        ];
+        let paths = [
+            "b",
+            "library/b",
+            "a/b",
+            "a/b/c",
+            "a__b",
+            "a-b.c",
+            "A",
+            "a/B",
+        ];
+        let digest = format!("@sha256:{hex}");
+        let tagged_digest = format!(":v1{digest}");
+        let suffixes = [
+            "",
+            ":1",
+            ":latest",
+            ":V1.0_x",
+            digest.as_str(),
+            tagged_digest.as_str(),
+        ];
+        let mut accepted = 0;
+        for h in hosts {
+            for p in paths {
+                for x in suffixes {
+                    let s = format!("{h}{p}{x}");
+                    image_ref(s.as_bytes());
+                    accepted += usize::from(ImageRef::parse(&s).is_ok());
+                }
+            }
+        }
+        assert!(accepted > 300, "only {accepted} names parsed");
+    }
+
     #[test]
     fn every_target_has_a_unique_name() {
         for t in Target::ALL {
