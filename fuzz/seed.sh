@@ -7,13 +7,14 @@
 #
 #     fuzz/seed.sh                          # fixtures only
 #     TESTKIT_DIR=$(../shared/testkit/up.sh) fuzz/seed.sh   # + live kit material
+#     FUZZ_CORPUS=/tmp/seeds fuzz/seed.sh   # elsewhere (tests/it/fuzz_replay.rs does this)
 #
 # fuzz/corpus is gitignored; running this again only adds files.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kit=${TESTKIT_KIT:-$here/../../shared/testkit}
 fx=$kit/fixtures
-corpus=$here/corpus
+corpus=${FUZZ_CORPUS:-$here/corpus}
 py=${PYTHON:-python3}
 for t in bundle cosign_attestation cosign_signature statement manifest admission image_ref; do
   mkdir -p "$corpus/$t"
@@ -22,14 +23,23 @@ done
 # put TARGET NAME < bytes
 put() { cat > "$corpus/$1/$2"; }
 
-# Bundles: every JSON bundle among the fixtures and conformance cases.
-n=0
-while IFS= read -r f; do
-  if "$py" -c 'import json,sys; b=json.load(open(sys.argv[1])); sys.exit(0 if isinstance(b,dict) and "mediaType" in b and "verificationMaterial" in b else 1)' "$f" 2>/dev/null; then
-    n=$((n+1)); cp "$f" "$corpus/bundle/fixture-$n.json"
-  fi
-done < <(find "$fx" "$kit/conformance/assets" -type f \( -name '*.json' -o -name '*.sigstore' \) | sort)
-echo "bundle: $n fixture bundles" >&2
+# Bundles: every JSON bundle among the fixtures and conformance cases (one
+# interpreter for all of them: a process per file takes a minute on a busy
+# machine).
+find "$fx" "$kit/conformance/assets" -type f \( -name '*.json' -o -name '*.sigstore' \) | sort \
+  | "$py" -c '
+import json, shutil, sys
+out, n = sys.argv[1], 0
+for f in sys.stdin.read().splitlines():
+    try:
+        b = json.load(open(f))
+    except Exception:
+        continue
+    if isinstance(b, dict) and "mediaType" in b and "verificationMaterial" in b:
+        n += 1
+        shutil.copyfile(f, f"{out}/fixture-{n}.json")
+print(f"bundle: {n} fixture bundles", file=sys.stderr)
+' "$corpus/bundle"
 
 # DSSE envelopes and statements out of those bundles; envelopes also as
 # cosign .att layers (with and without annotations).
@@ -91,12 +101,23 @@ JSON
 
 # AdmissionReviews.
 cp "$fx/kubernetes/admission.k8s.io.v1.AdmissionReview.json" "$corpus/admission/fixture.json"
+# A PodTemplate (its template is at .template, not .spec.template) and a
+# kind without a pod spec, as the API server would send them.
+review() { # KIND OBJECT
+  printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"%s"},"resource":{"group":"","version":"v1","resource":"x"},"operation":"CREATE","userInfo":{},"object":%s}}' "$1" "$2"
+}
+review PodTemplate '{"apiVersion":"v1","kind":"PodTemplate","metadata":{"name":"t"},"template":{"spec":{"containers":[{"name":"app","image":"ghcr.io/acme/app:1"}],"initContainers":[{"name":"i","image":"busybox"}],"volumes":[{"name":"d","image":{"reference":"ghcr.io/acme/data:1"}}]}}}' \
+  | put admission podtemplate.json
+review Widget '{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"pod":{"containers":[{"name":"app","image":"nginx"}]}}}' \
+  | put admission widget.json
 
 # Image references.
 i=0
 for r in nginx nginx:1.27 library/nginx docker.io/library/nginx:latest index.docker.io/acme/app:1 \
          ghcr.io/acme/app@$d ghcr.io/acme/app:v1@$d 127.0.0.1:5000/demo/app:v1 localhost/x \
-         "[::1]:5000/a/b:c" registry.example.com:443/a/b/c/d:tag-1.2_3 "$d" sha512:abc; do
+         "[::1]:5000/a/b:c" registry.example.com:443/a/b/c/d:tag-1.2_3 "$d" sha512:abc \
+         registry-1.docker.io/b registry-1.docker.io/library/nginx:1 docker.io/b index.docker.io/b \
+         Docker.io/b localhost:5000/a@$d; do
   i=$((i+1)); printf '%s' "$r" | put image_ref "ref-$i"
 done
 

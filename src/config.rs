@@ -377,6 +377,12 @@ pub struct AdmissionSpec {
     /// service account configuration); used with `trustNamespaceLabels`.
     #[serde(default)]
     pub api_server: Option<String>,
+    /// Kinds with no pod spec that are allowed without judging when the
+    /// webhook is sent them: `Kind` (any API group) or `group/Kind`. Any
+    /// other kind whose pod spec provgate cannot locate is denied. A kind
+    /// whose pod template provgate can read is judged even if listed.
+    #[serde(default)]
+    pub skip_kinds: Vec<String>,
 }
 
 fn default_adm_timeout() -> Dur {
@@ -398,6 +404,7 @@ impl Default for AdmissionSpec {
             deadline_margin: default_margin(),
             max_images: default_max_images(),
             api_server: None,
+            skip_kinds: Vec::new(),
         }
     }
 }

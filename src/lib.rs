@@ -25,6 +25,8 @@ pub mod config;
 pub mod decisionlog;
 pub mod digest;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod metrics;
 pub mod oci;

@@ -2,14 +2,19 @@
 //!
 //! Containers, init containers, ephemeral containers and image volumes of a
 //! Pod, and of the pod template of Deployment, ReplicaSet, StatefulSet,
-//! DaemonSet, Job, CronJob and ReplicationController. Other kinds are read
+//! DaemonSet, Job, CronJob, ReplicationController and PodTemplate (whose
+//! template is at `template`, not `spec.template`). Other kinds are read
 //! through their pod template (`spec.template` or
-//! `spec.jobTemplate.spec.template`) when they have one. Replica counts are
-//! never consulted: a zero-replica Deployment is judged like any other.
+//! `spec.jobTemplate.spec.template`) when they have one; a kind with neither
+//! gives `None`, which admission denies unless the kind is listed in
+//! `admission.skipKinds`. Replica counts are never consulted: a
+//! zero-replica Deployment is judged like any other.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec, ReplicationController};
+use k8s_openapi::api::core::v1::{
+    Pod, PodSpec, PodTemplate, PodTemplateSpec, ReplicationController,
+};
 use serde::de::DeserializeOwned;
 
 /// Which list of a pod spec an image is in.
@@ -57,7 +62,8 @@ pub struct ImagesError {
     reason: String,
 }
 
-/// The images of an object, or `None` when the kind carries no pod spec.
+/// The images of an object, or `None` when provgate knows no pod spec
+/// location for the kind (admission denies those unless told to skip them).
 pub fn images_of(
     kind: &str,
     object: &serde_json::Value,
@@ -112,6 +118,10 @@ pub fn images_of(
                     .and_then(|s| s.template),
             ),
             "/spec/template/spec",
+        ),
+        "PodTemplate" => (
+            template(typed::<PodTemplate>(object).map_err(err)?.template),
+            "/template/spec",
         ),
         _ => {
             // Any other kind: through its pod template, if it has one.
@@ -241,6 +251,33 @@ mod tests {
         let rollout = json!({"spec": {"template": {"spec": pod_spec()}}});
         assert_eq!(images_of("Rollout", &rollout).unwrap().unwrap().len(), 5);
         assert_eq!(images_of("ConfigMap", &json!({"data": {}})).unwrap(), None);
+    }
+
+    #[test]
+    fn pod_templates_are_read_at_template_spec() {
+        let pt = json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod_spec()}});
+        let imgs = images_of("PodTemplate", &pt).unwrap().unwrap();
+        assert_eq!(imgs.len(), 5);
+        for i in &imgs {
+            assert!(i.pointer.starts_with("/template/spec/"), "{}", i.pointer);
+            assert_eq!(
+                pt.pointer(&i.pointer).and_then(|v| v.as_str()),
+                Some(i.image.as_str())
+            );
+        }
+        // No template: no images, but read (not "no pod spec").
+        assert_eq!(
+            images_of("PodTemplate", &json!({"metadata": {"name": "t"}})).unwrap(),
+            Some(vec![])
+        );
+        assert!(
+            images_of(
+                "PodTemplate",
+                &json!({"template": {"spec": {"containers": 1}}})
+            )
+            .is_err()
+        );
     }
 
     #[test]

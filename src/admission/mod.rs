@@ -6,6 +6,15 @@
 //! contracts and degraded decisions, audit annotations, and — on `/mutate` —
 //! a JSONPatch pinning tags to the verified digest.
 //!
+//! Nothing is allowed silently:
+//! - a kind whose pod spec provgate cannot locate is denied, naming the kind
+//!   and the fix, unless `admission.skipKinds` lists it (then it is allowed
+//!   with the `provgate.dev/skipped` audit annotation);
+//! - an image whose evidence could not be fetched or verified, or a contract
+//!   that could not be evaluated, is reported in the response: the
+//!   [`UNVERIFIED_ANNOTATION`] audit annotation always, and a kubectl
+//!   warning naming container, image and reason under `warn` mode.
+//!
 //! Both endpoints judge: `/validate` runs after every mutating webhook and
 //! re-checks whatever digest it is given, so an image pinned by `/mutate` (or
 //! changed by another mutator afterwards) never skips validation.
@@ -248,10 +257,23 @@ pub async fn review(
     let new_images = match images_of(&kind, &object_json) {
         Ok(Some(i)) => i,
         Ok(None) => {
-            return skip(
-                response,
-                format!("kind {kind} has no pod template; allowed without judging"),
-            );
+            let group = req.kind.group.as_str();
+            if skip_listed(&config.spec.admission.skip_kinds, group, &kind) {
+                return skip(
+                    response,
+                    format!(
+                        "kind {} is listed in admission.skipKinds; allowed without judging",
+                        qualified_kind(group, &kind)
+                    ),
+                );
+            }
+            let name = object_name(&req, object);
+            let label = match &meta.namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name,
+            };
+            let msg = unreadable_kind_message(group, &req.kind.version, &kind, &label);
+            return deny_unreadable(response, meta, msg);
         }
         // A pod spec that does not parse is not "no images": deny.
         Err(e) => {
@@ -341,7 +363,13 @@ pub async fn review(
         response.result.code = 403;
         response.result.reason = "Forbidden".into();
     }
-    let mut warnings: Vec<String> = decisions.iter().flat_map(|d| d.warning_lines()).collect();
+    let mut warnings: Vec<String> = Vec::new();
+    for d in &decisions {
+        let lines = d.warning_lines();
+        let unverified = unverified_warnings(d, &lines);
+        warnings.extend(lines);
+        warnings.extend(unverified);
+    }
     warnings.dedup();
     if !warnings.is_empty() {
         let total = warnings.len();
@@ -397,6 +425,42 @@ pub fn to_wire_json(review: &AdmissionReview<DynamicObject>) -> serde_json::Valu
         *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
     }
     v
+}
+
+/// `Kind` for the core group, `group/Kind` otherwise.
+fn qualified_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{group}/{kind}")
+    }
+}
+
+/// Whether `admission.skipKinds` lists the kind, as `Kind` (any group) or
+/// `group/Kind`.
+fn skip_listed(skip_kinds: &[String], group: &str, kind: &str) -> bool {
+    let qualified = qualified_kind(group, kind);
+    skip_kinds.iter().any(|k| *k == kind || *k == qualified)
+}
+
+/// The denial for a kind whose pod spec provgate cannot locate: it names
+/// the kind, the object and both ways out.
+fn unreadable_kind_message(group: &str, version: &str, kind: &str, object: &str) -> String {
+    let qualified = qualified_kind(group, kind);
+    let api = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    clip(
+        &format!(
+            "provgate denied {kind} {object}: provgate does not know where kind {qualified} ({api}) keeps \
+             its pod spec, so it cannot judge its images, and it fails closed. Fix: if {kind} objects run \
+             no containers, add \"{qualified}\" to admission.skipKinds in the provgate configuration or \
+             remove the kind from the webhook rules; if they do, ask the provgate maintainers to support it."
+        ),
+        MAX_LINE * 2,
+    )
 }
 
 fn deny_unreadable(response: AdmissionResponse, meta: RequestMeta, msg: String) -> Reviewed {
@@ -457,7 +521,101 @@ fn annotate(response: &mut AdmissionResponse, decisions: &[ImageDecision]) {
     if decisions.iter().any(|d| d.degraded.is_some()) {
         a.insert("provgate.dev/degraded".into(), "true".into());
     }
+    let unverified: Vec<String> = decisions
+        .iter()
+        .flat_map(|d| {
+            let who = format!(
+                "{}={}",
+                d.context.container.as_deref().unwrap_or(""),
+                d.image
+            );
+            unchecked(d)
+                .into_iter()
+                .map(move |u| clip(&format!("{who}: {}", u.reason()), MAX_UNVERIFIED_ENTRY))
+        })
+        .collect();
+    if !unverified.is_empty() {
+        a.insert(
+            UNVERIFIED_ANNOTATION.into(),
+            clip(&unverified.join("; "), MAX_ANNOTATION),
+        );
+    }
     response.audit_annotations.extend(a);
+}
+
+/// The audit annotation listing what could not be verified, and why:
+/// `container=image: reason; …`.
+pub const UNVERIFIED_ANNOTATION: &str = "provgate.dev/unverified";
+/// Characters per entry of [`UNVERIFIED_ANNOTATION`].
+const MAX_UNVERIFIED_ENTRY: usize = 512;
+/// Characters per audit annotation value.
+const MAX_ANNOTATION: usize = 4096;
+
+/// Something provgate could not check about one image.
+struct Unchecked {
+    /// The contract that could not be evaluated; `None` for the image's
+    /// evidence as a whole.
+    contract: Option<String>,
+    /// Why: the registry, deadline or verification error, or the
+    /// evaluation error.
+    error: String,
+    /// Whether a `warn`-mode (or exempted `enforce`) contract is concerned,
+    /// so that the team should see it in kubectl; `audit` only annotates.
+    warn: bool,
+}
+
+impl Unchecked {
+    /// `[contract] error`, or the error.
+    fn reason(&self) -> String {
+        match &self.contract {
+            Some(c) => format!("[{c}] {}", self.error),
+            None => self.error.clone(),
+        }
+    }
+}
+
+/// What could not be checked: the image's evidence (registry, deadline or
+/// verification failure: [`ImageDecision::error`]) and each contract that
+/// could not be evaluated (its `error`, also when an exemption covers it).
+fn unchecked(d: &ImageDecision) -> Vec<Unchecked> {
+    let mut out = Vec::new();
+    if let Some(e) = &d.error {
+        // No contract ran, so the outcome carries the modes: `warn` when a
+        // warn-mode (or exempted enforce-mode) contract is bound, `allow`
+        // when they are all audit-only.
+        out.push(Unchecked {
+            contract: None,
+            error: e.message.clone(),
+            warn: d.outcome == Outcome::Warn,
+        });
+    }
+    for c in &d.contracts {
+        if let Some(e) = &c.error {
+            out.push(Unchecked {
+                contract: Some(c.name.clone()),
+                error: e.clone(),
+                warn: c.mode.mode != crate::bind::Mode::Audit,
+            });
+        }
+    }
+    out
+}
+
+/// kubectl warnings for what could not be checked under `warn` mode,
+/// naming the container, the image and the reason; none for a denied image
+/// (its denial says why) or when `existing` already gives the reason (a
+/// degraded-service warning, a warn-mode contract error).
+fn unverified_warnings(d: &ImageDecision, existing: &[String]) -> Vec<String> {
+    if d.outcome == Outcome::Deny {
+        return Vec::new();
+    }
+    let who = d.subject_label();
+    unchecked(d)
+        .into_iter()
+        .filter(|u| u.warn)
+        .filter(|u| !existing.iter().any(|l| l.contains(&u.error)))
+        .map(|u| format!("{who}: not verified: {}", u.reason()))
+        .collect()
 }
 
 /// `test` + `replace` operations pinning each judged tag to its digest.
@@ -488,6 +646,132 @@ mod tests {
         let mut doc = serde_json::json!({"spec": {"containers": [{"image": "a:1"}]}});
         json_patch::patch(&mut doc, &p).unwrap();
         assert_eq!(doc["spec"]["containers"][0]["image"], "a:1@sha256:00");
+    }
+
+    use crate::bind::{EffectiveMode, Mode};
+    use crate::engine::decision::{ContractResult, ErrorInfo, Verdict};
+    use crate::oci::ErrorClass;
+
+    fn decision(outcome: Outcome) -> ImageDecision {
+        let mut d = ImageDecision::new(
+            "reg.example/acme/app:1",
+            crate::policy::RequestContext {
+                container: Some("api".into()),
+                ..Default::default()
+            },
+        );
+        d.outcome = outcome;
+        d
+    }
+
+    fn contract(mode: Mode, verdict: Verdict, error: Option<&str>) -> ContractResult {
+        ContractResult {
+            name: "slsa".into(),
+            version: "1".into(),
+            revision: crate::digest::Digest::sha256_of(b"c"),
+            binding: "b".into(),
+            mode: EffectiveMode {
+                mode,
+                configured: mode,
+                enforce_after: None,
+            },
+            verdict,
+            deny: Vec::new(),
+            warn: Vec::new(),
+            error: error.map(str::to_owned),
+            exemption: None,
+            evidence_used: Vec::new(),
+            ignored: Vec::new(),
+        }
+    }
+
+    fn annotations(decisions: &[ImageDecision]) -> HashMap<String, String> {
+        let mut r = AdmissionResponse::invalid("x");
+        r.audit_annotations.clear();
+        annotate(&mut r, decisions);
+        r.audit_annotations.into_iter().collect()
+    }
+
+    #[test]
+    fn an_evidence_failure_under_audit_is_annotated_not_warned() {
+        let mut d = decision(Outcome::Allow);
+        d.error = Some(ErrorInfo {
+            class: ErrorClass::Transient,
+            message: "registry reg.example: connection refused".into(),
+        });
+        assert!(unverified_warnings(&d, &d.warning_lines()).is_empty());
+        let a = annotations(&[d]);
+        assert_eq!(
+            a[UNVERIFIED_ANNOTATION],
+            "api=reg.example/acme/app:1: registry reg.example: connection refused"
+        );
+    }
+
+    #[test]
+    fn an_evidence_failure_under_warn_is_a_warning_naming_container_image_and_reason() {
+        let mut d = decision(Outcome::Warn);
+        d.error = Some(ErrorInfo {
+            class: ErrorClass::Transient,
+            message: "registry reg.example: connection refused".into(),
+        });
+        let w = unverified_warnings(&d, &d.warning_lines());
+        assert_eq!(
+            w,
+            vec![
+                "container \"api\" (reg.example/acme/app:1): not verified: registry reg.example: connection refused"
+            ]
+        );
+        // Already said by a degraded-service warning: not repeated.
+        d.degraded = Some(
+            "allowed without verification (failure policy warn): registry reg.example: connection refused".into(),
+        );
+        assert!(unverified_warnings(&d, &d.warning_lines()).is_empty());
+        assert!(annotations(&[d]).contains_key(UNVERIFIED_ANNOTATION));
+    }
+
+    #[test]
+    fn contract_evaluation_errors_follow_the_contract_mode() {
+        let mut d = decision(Outcome::Allow);
+        d.contracts.push(contract(
+            Mode::Audit,
+            Verdict::Error,
+            Some("rego: undefined; denied (fail closed)"),
+        ));
+        assert!(unverified_warnings(&d, &d.warning_lines()).is_empty());
+        assert!(
+            annotations(std::slice::from_ref(&d))[UNVERIFIED_ANNOTATION]
+                .contains("[slsa] rego: undefined")
+        );
+        // An exempted enforce-mode contract whose evaluation failed: the
+        // exemption warning does not give the reason, so this does.
+        let mut d = decision(Outcome::Warn);
+        let mut c = contract(Mode::Enforce, Verdict::Exempt, Some("rego: boom"));
+        c.exemption = Some(crate::engine::decision::ExemptionInfo {
+            reason: "ticket 1".into(),
+            expires: "2030-01-01".into(),
+        });
+        d.contracts.push(c);
+        let w = unverified_warnings(&d, &d.warning_lines());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("[slsa] rego: boom") && w[0].contains("reg.example/acme/app:1"));
+        // Nothing failed: nothing to say.
+        let ok = decision(Outcome::Allow);
+        assert!(!annotations(&[ok]).contains_key(UNVERIFIED_ANNOTATION));
+    }
+
+    #[test]
+    fn skip_kinds_match_by_kind_or_group_and_kind() {
+        let skip = vec!["ConfigMap".to_owned(), "example.com/Widget".to_owned()];
+        assert!(skip_listed(&skip, "", "ConfigMap"));
+        assert!(skip_listed(&skip, "example.com", "Widget"));
+        assert!(!skip_listed(&skip, "other.io", "Widget"));
+        assert!(!skip_listed(&skip, "", "Secret"));
+        assert!(!skip_listed(&[], "", "ConfigMap"));
+        let m = unreadable_kind_message("example.com", "v1", "Widget", "prod/w");
+        assert!(
+            m.contains("Widget prod/w") && m.contains("admission.skipKinds"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -17,6 +17,14 @@ use crate::digest::Digest;
 /// Docker Hub's canonical registry name.
 pub const DOCKER_HUB: &str = "docker.io";
 
+/// Docker Hub's legacy name, normalised to [`DOCKER_HUB`] (as distribution's
+/// `splitDockerDomain` does; it is the only alias).
+const LEGACY_DOCKER_HUB: &str = "index.docker.io";
+
+/// The host Docker Hub's registry API is served from (what Docker and
+/// containerd contact for `docker.io` names).
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
 /// A normalised image reference.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageRef {
@@ -68,8 +76,16 @@ impl ImageRef {
         // `nginx@sha256:…` has no tag; oci-client only defaults to `latest`
         // when neither is present, which is what we want.
         let tag = parsed.tag().map(str::to_owned);
+        // Only `index.docker.io` is Docker Hub's legacy alias (distribution's
+        // `splitDockerDomain`, which oci-spec's parser follows and has already
+        // applied, together with the `library/` prefix for one-component
+        // Docker Hub names). Every other host is kept as written, including
+        // `registry-1.docker.io`: Docker and containerd pull
+        // `registry-1.docker.io/b` as repository `b` on that host, never as
+        // `library/b`, and filing it under `docker.io` would print a name
+        // (`docker.io/b`) that parses back as `docker.io/library/b`.
         let registry = match parsed.registry() {
-            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
+            LEGACY_DOCKER_HUB => DOCKER_HUB.to_owned(),
             r => r.to_owned(),
         };
         Ok(ImageRef {
@@ -106,9 +122,13 @@ impl ImageRef {
     }
 
     /// The host to contact: Docker Hub's API lives at `registry-1.docker.io`.
+    ///
+    /// A name written with that host (`registry-1.docker.io/b`) keeps it as
+    /// its registry, so it goes to the same host; its repository is used as
+    /// written (`b`, not `library/b`), as Docker and containerd do.
     pub fn registry_host(&self) -> &str {
         if self.registry == DOCKER_HUB {
-            "registry-1.docker.io"
+            DOCKER_HUB_API
         } else {
             &self.registry
         }
@@ -213,6 +233,38 @@ mod tests {
                 .to_string(),
             "docker.io/library/nginx:1"
         );
+    }
+
+    /// Issue 11: `registry-1.docker.io/b` was filed as `docker.io/b`, which
+    /// prints and parses back as `docker.io/library/b`.
+    #[test]
+    fn registry_1_docker_io_is_its_own_name_and_round_trips() {
+        let r = ImageRef::parse("registry-1.docker.io/b").unwrap();
+        assert_eq!(r.registry(), "registry-1.docker.io");
+        assert_eq!(r.repository(), "b");
+        assert_eq!(r.registry_host(), "registry-1.docker.io");
+        assert_eq!(r.to_string(), "registry-1.docker.io/b:latest");
+        let again = ImageRef::parse(&r.to_string()).unwrap();
+        assert_eq!(again, r);
+        assert_eq!(again.registry_host(), r.registry_host());
+        // Docker Hub names proper: `library/` only for one component on
+        // docker.io, and `index.docker.io` is the one alias.
+        for (input, printed) in [
+            ("b", "docker.io/library/b:latest"),
+            ("docker.io/b", "docker.io/library/b:latest"),
+            ("index.docker.io/b", "docker.io/library/b:latest"),
+            ("index.docker.io/acme/b", "docker.io/acme/b:latest"),
+            (
+                "registry-1.docker.io/library/b",
+                "registry-1.docker.io/library/b:latest",
+            ),
+        ] {
+            let r = ImageRef::parse(input).unwrap();
+            assert_eq!(r.to_string(), printed, "{input}");
+            assert_eq!(r.registry_host(), "registry-1.docker.io", "{input}");
+            let again = ImageRef::parse(printed).unwrap();
+            assert_eq!(again, r, "{input}");
+        }
     }
 
     #[test]

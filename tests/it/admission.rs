@@ -132,17 +132,245 @@ fn replication_controller_and_unknown_kinds_with_templates_are_judged() {
         !allowed(&v),
         "a custom kind with a pod template was allowed: {v}"
     );
+    // A kind without a pod spec is no longer allowed unread (issue 11).
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "prod"}, "data": {"image": unsigned().tagged}});
     let v = s.review(
         "/validate",
         &object_review(s.dir.path(), &cm, &["--namespace", "prod"]),
     );
-    assert!(allowed(&v), "{v}");
+    assert!(!allowed(&v), "a kind provgate cannot read was allowed: {v}");
+    let m = message(&v);
     assert!(
-        response(&v)["auditAnnotations"]["provgate.dev/skipped"]
-            .as_str()
-            .unwrap()
-            .contains("no pod template")
+        m.contains("ConfigMap prod/c") && m.contains("admission.skipKinds"),
+        "{m}"
+    );
+}
+
+/// A PodTemplate keeps its template at `.template`, not `.spec.template`:
+/// it used to be "skipped: no pod template".
+fn pod_template(image: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "tpl", "namespace": "prod"},
+        "template": {"metadata": {"labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "app", "image": image}],
+                     "initContainers": [{"name": "init", "image": signed().tagged}]}}})
+}
+
+#[test]
+fn a_pod_template_with_an_unsigned_image_is_denied() {
+    let s = server();
+    let v = s.review(
+        "/validate",
+        &object_review(
+            s.dir.path(),
+            &pod_template(&unsigned().tagged),
+            &["--namespace", "prod"],
+        ),
+    );
+    assert!(
+        !allowed(&v),
+        "a PodTemplate with an unsigned image was allowed: {v}"
+    );
+    let m = message(&v);
+    assert!(
+        m.starts_with("provgate denied PodTemplate prod/tpl:") && m.contains("container \"app\""),
+        "{m}"
+    );
+    assert!(
+        response(&v)["auditAnnotations"]
+            .get("provgate.dev/skipped")
+            .is_none(),
+        "{v}"
+    );
+    // Its init containers are judged too.
+    let mut bad_init = pod_template(&signed().tagged);
+    bad_init["template"]["spec"]["initContainers"][0]["image"] = json!(unsigned().tagged);
+    let v = s.review(
+        "/validate",
+        &object_review(s.dir.path(), &bad_init, &["--namespace", "prod"]),
+    );
+    assert!(
+        !allowed(&v),
+        "an unsigned init container of a PodTemplate was allowed: {v}"
+    );
+    let v = s.review(
+        "/validate",
+        &object_review(
+            s.dir.path(),
+            &pod_template(&signed().tagged),
+            &["--namespace", "prod"],
+        ),
+    );
+    assert!(allowed(&v), "{v}");
+}
+
+#[test]
+fn a_pod_template_is_pinned_at_its_own_json_pointers() {
+    let s = Server::start(Setup {
+        bindings: "  - name: prod\n    contracts: [needs-provenance]\n    mode: enforce\n    pinDigests: true\n".into(),
+        ..Setup::default()
+    });
+    let t = pod_template(&signed().tagged);
+    let v = s.review(
+        "/mutate",
+        &object_review(s.dir.path(), &t, &["--namespace", "prod"]),
+    );
+    assert!(allowed(&v), "{v}");
+    let patched = apply_patch(&t, response(&v)["patch"].as_str().expect("a patch"));
+    let pinned = format!("{}@{}", signed().tagged, signed().digest);
+    assert_eq!(
+        patched["template"]["spec"]["containers"][0]["image"],
+        json!(pinned)
+    );
+    assert_eq!(
+        patched["template"]["spec"]["initContainers"][0]["image"],
+        json!(pinned)
+    );
+    assert!(
+        patched.get("spec").is_none(),
+        "the patch wrote outside the template: {patched}"
+    );
+}
+
+/// A custom kind whose pod spec is somewhere provgate does not look.
+fn widget(image: &str) -> Value {
+    json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "prod"},
+        "spec": {"pod": {"containers": [{"name": "app", "image": image}]}}})
+}
+
+#[test]
+fn an_unknown_kind_with_a_pod_spec_like_body_is_denied_unless_skipped() {
+    let s = server();
+    let body = |s: &Server| {
+        object_review(
+            s.dir.path(),
+            &widget(&unsigned().tagged),
+            &["--namespace", "prod", "--no-defaults"],
+        )
+    };
+    let v = s.review("/validate", &body(s));
+    assert!(!allowed(&v), "an unreadable kind was allowed: {v}");
+    assert_eq!(response(&v)["status"]["code"], 403);
+    let m = message(&v);
+    assert!(
+        m.contains("Widget prod/w")
+            && m.contains("example.com/Widget")
+            && m.contains("admission.skipKinds"),
+        "the denial does not name the kind and the fix: {m}"
+    );
+    // Skipping another kind, or the same kind in another group, does not help.
+    let other = Server::start(Setup {
+        extra: "admission: {skipKinds: [Gadget, other.io/Widget]}\n".into(),
+        ..Setup::default()
+    });
+    assert!(!allowed(&other.review("/validate", &body(&other))));
+    // Listed explicitly: allowed without judging, and the audit log says so.
+    let skipping = Server::start(Setup {
+        extra: "admission: {skipKinds: [example.com/Widget, Rollout]}\n".into(),
+        ..Setup::default()
+    });
+    let v = skipping.review("/validate", &body(&skipping));
+    assert!(allowed(&v), "{v}");
+    let note = response(&v)["auditAnnotations"]["provgate.dev/skipped"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        note.contains("example.com/Widget") && note.contains("skipKinds"),
+        "{v}"
+    );
+    // A listed kind whose pod template provgate can read is still judged:
+    // skipKinds only covers kinds that cannot be read.
+    let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r", "namespace": "prod"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": unsigned().tagged}]}}}});
+    let v = skipping.review(
+        "/validate",
+        &object_review(skipping.dir.path(), &rollout, &["--namespace", "prod"]),
+    );
+    assert!(
+        !allowed(&v),
+        "skipKinds let a readable kind through unjudged: {v}"
+    );
+}
+
+/// A registry address nothing listens on.
+fn closed_registry() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr.to_string()
+}
+
+/// A server whose only binding has `mode`, judging images of a registry that
+/// is down, and the answer for a Pod (container `web`) of one of them.
+/// `audit` binds the built-in contracts, as the embedded default
+/// configuration does; `warn` binds the test contract.
+fn review_with_registry_down(mode: &str) -> (Value, String) {
+    let registry = closed_registry();
+    let contracts = if mode == "audit" {
+        "[dockerfile-and-base-image, max-age, sbom-required, signed-by, slsa-provenance, vuln-threshold]"
+    } else {
+        "[needs-provenance]"
+    };
+    let s = Server::start(Setup {
+        bindings: format!("  - name: down\n    contracts: {contracts}\n    mode: {mode}\n"),
+        registry: Some(registry.clone()),
+        builtin: mode == "audit",
+        ..Setup::default()
+    });
+    let image = format!("{registry}/adm-down/app:v1");
+    let v = s.review(
+        "/validate",
+        &review_of(&[
+            "--workload",
+            "pod/web",
+            "--image",
+            &image,
+            "--namespace",
+            "prod",
+        ]),
+    );
+    // The log has the error; so must the answer.
+    assert!(
+        s.decisions()
+            .iter()
+            .any(|d| d.to_string().contains(&registry)),
+        "the decision log does not name the registry"
+    );
+    (v, image)
+}
+
+#[test]
+fn audit_mode_annotates_what_could_not_be_verified_when_the_registry_is_down() {
+    let (v, image) = review_with_registry_down("audit");
+    assert!(allowed(&v), "audit mode denied: {v}");
+    let note = response(&v)["auditAnnotations"]["provgate.dev/unverified"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no provgate.dev/unverified annotation: {v}"))
+        .to_owned();
+    let registry = image.split('/').next().unwrap();
+    assert!(note.starts_with(&format!("web={image}: ")), "{note}");
+    assert!(note.contains(registry), "the reason is missing: {note}");
+    assert!(note.chars().count() <= 4096, "{note}");
+}
+
+#[test]
+fn warn_mode_warns_about_what_could_not_be_verified_when_the_registry_is_down() {
+    let (v, image) = review_with_registry_down("warn");
+    assert!(allowed(&v), "warn mode denied: {v}");
+    let w = warnings(&v);
+    let registry = image.split('/').next().unwrap();
+    let line = w
+        .iter()
+        .find(|w| w.contains("not verified"))
+        .unwrap_or_else(|| panic!("no warning says the image was not verified: {w:?}"));
+    assert!(
+        line.contains("container \"web\"") && line.contains(&image) && line.contains(registry),
+        "the warning must name the container, the image and the reason: {line}"
+    );
+    assert!(line.chars().count() <= 256, "{line}");
+    assert!(
+        response(&v)["auditAnnotations"]["provgate.dev/unverified"].is_string(),
+        "{v}"
     );
 }
 
@@ -573,17 +801,17 @@ fn the_kubernetes_round_trip_fixture_is_read_and_answered() {
         message(&v)
     );
     // With a real operation, every other field of the shape is read: the
-    // object (a custom kind without a pod template) is allowed with a note.
+    // object (a custom kind without a pod template) is denied, naming the
+    // kind, since provgate cannot judge it.
     let mut fixed: Value = serde_json::from_str(&body).unwrap();
     fixed["request"]["operation"] = json!("CREATE");
     let v = s.review("/validate", &fixed.to_string());
     assert_eq!(response(&v)["uid"], "uidValue");
-    assert_eq!(response(&v)["allowed"], true, "{v}");
+    assert_eq!(response(&v)["allowed"], false, "{v}");
     assert!(
-        response(&v)["auditAnnotations"]["provgate.dev/skipped"]
-            .as_str()
-            .unwrap()
-            .contains("no pod template")
+        message(&v).contains("groupValue/kindValue"),
+        "{}",
+        message(&v)
     );
 }
 

@@ -13,6 +13,7 @@ mod contracts;
 mod discovery;
 mod discovery_cli;
 mod faults;
+mod fuzz_replay;
 mod gate;
 mod hostile;
 mod integrity;
