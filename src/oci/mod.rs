@@ -175,7 +175,9 @@ impl Registries {
             })
             .collect();
         let mut options = entry.options.clone();
-        if image.registry() == DOCKER_HUB && options.token_hosts.is_empty() {
+        // Docker Hub, however the name spells it (`docker.io/…` or
+        // `registry-1.docker.io/…`), issues tokens from auth.docker.io.
+        if image.registry_host() == "registry-1.docker.io" && options.token_hosts.is_empty() {
             options.token_hosts.push("auth.docker.io".into());
         }
         out.push((image.registry_host().to_owned(), options));
