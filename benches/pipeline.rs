@@ -171,24 +171,20 @@ fn benches(c: &mut Criterion) {
         Duration::from_secs(2),
     )
     .unwrap();
-    let value = regorus::Value::from(input.clone());
+    // Benchmarks evaluate testdata, which is not verified evidence: they
+    // go through the named testing door, as `provgate policy eval` does.
+    let value = provgate::policy::testing::unverified_input(&input).unwrap();
     let mut g = c.benchmark_group("policy");
     g.bench_function(
         BenchmarkId::new("eval", "one-rule contract (baseline)"),
-        |b| b.iter(|| trivial.evaluate(value.clone()).unwrap()),
+        |b| b.iter(|| trivial.evaluate(&value).unwrap()),
     );
     g.bench_function(BenchmarkId::new("eval", "slsa-provenance"), |b| {
-        b.iter(|| program.evaluate(value.clone()).unwrap())
+        b.iter(|| program.evaluate(&value).unwrap())
     });
     g.bench_function(
         BenchmarkId::new("eval", "slsa-provenance incl. input conversion"),
-        |b| {
-            b.iter(|| {
-                program
-                    .evaluate(regorus::Value::from(input.clone()))
-                    .unwrap()
-            })
-        },
+        |b| b.iter(|| provgate::policy::testing::evaluate_unverified(&program, &input).unwrap()),
     );
     g.finish();
     let _ = Command::new(kit_root().join("down.sh")).arg(&kit).output();

@@ -682,6 +682,7 @@ mod tests {
             exemption: None,
             evidence_used: Vec::new(),
             ignored: Vec::new(),
+            platforms: Vec::new(),
         }
     }
 
@@ -697,6 +698,7 @@ mod tests {
         let mut d = decision(Outcome::Allow);
         d.error = Some(ErrorInfo {
             class: ErrorClass::Transient,
+            kind: crate::engine::decision::ErrorKind::Operational,
             message: "registry reg.example: connection refused".into(),
         });
         assert!(unverified_warnings(&d, &d.warning_lines()).is_empty());
@@ -712,6 +714,7 @@ mod tests {
         let mut d = decision(Outcome::Warn);
         d.error = Some(ErrorInfo {
             class: ErrorClass::Transient,
+            kind: crate::engine::decision::ErrorKind::Operational,
             message: "registry reg.example: connection refused".into(),
         });
         let w = unverified_warnings(&d, &d.warning_lines());

@@ -50,8 +50,7 @@ use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Vi
 use crate::verify::{SourceKind, Verified, Verifier};
 use decision::{
     ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision,
-    Outcome,
-    PlatformVerdict, RejectedEvidence, Verdict,
+    Outcome, PlatformVerdict, RejectedEvidence, Verdict,
 };
 
 /// One place an image appears in a request.
@@ -664,7 +663,10 @@ impl Engine {
             }
         };
         let cosign = wants_cosign(&p.bound);
-        match self.evidence(rt, &reference, &resolved, &creds, cosign).await {
+        match self
+            .evidence(rt, &reference, &resolved, &creds, cosign)
+            .await
+        {
             Ok((set, missed)) => {
                 p.requests = resolve_requests;
                 // Requests are reported by the call that made them only.
