@@ -44,6 +44,9 @@ pub struct ContractRecord {
     pub exemption: Option<String>,
     /// Evidence that reached the Rego.
     pub evidence: Vec<Digest>,
+    /// For an image index: each judged platform's verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<crate::engine::decision::PlatformVerdict>,
 }
 
 /// One image in a record.
@@ -151,6 +154,7 @@ fn image_record(d: &ImageDecision) -> ImageRecord {
                     .as_ref()
                     .map(|e| format!("{} (until {})", e.reason, e.expires)),
                 evidence: c.evidence_used.clone(),
+                platforms: c.platforms.clone(),
             })
             .collect(),
         rejected: d.rejected.len(),

@@ -224,12 +224,15 @@ fn shapes_setup() -> Setup {
     other.name = "other".into();
     Setup {
         contracts: vec![TestContract::needs_provenance(), other],
-        bindings: format!(
-            "  - name: payments\n    contracts: [needs-provenance, other]\n    mode: enforce\n    match: {{namespaces: [payments]}}\n    authorities:\n      needs-provenance:\n        - name: acme\n          keyless: {{issuer: {GH_ISS}, subject: {{regex: \"{ORG_SCOPED}\"}}}}\n\
-  - name: labelled\n    contracts: [needs-provenance]\n    mode: enforce\n    match: {{namespaces: [labelled], labels: {{tier: prod}}}}\n\
-  - name: jobs\n    contracts: [other]\n    mode: enforce\n    match: {{namespaces: [jobs], kinds: [CronJob]}}\n\
-  - name: soft\n    contracts: [needs-provenance]\n    mode: warn\n    match: {{namespaces: [soft]}}\n"
-        ),
+        bindings: [
+            format!(
+                "  - name: payments\n    contracts: [needs-provenance, other]\n    mode: enforce\n    match: {{namespaces: [payments]}}\n    authorities:\n      needs-provenance:\n        - name: acme\n          keyless: {{issuer: {GH_ISS}, subject: {{regex: \"{ORG_SCOPED}\"}}}}\n"
+            ),
+            "  - name: labelled\n    contracts: [needs-provenance]\n    mode: enforce\n    match: {namespaces: [labelled], labels: {tier: prod}}\n".to_owned(),
+            "  - name: jobs\n    contracts: [other]\n    mode: enforce\n    match: {namespaces: [jobs], kinds: [CronJob]}\n".to_owned(),
+            "  - name: soft\n    contracts: [needs-provenance]\n    mode: warn\n    match: {namespaces: [soft]}\n".to_owned(),
+        ]
+        .concat(),
         extra: format!(
             "unmatched: allow\ngate:\n  tokens:\n    - {{name: ci, sha256: \"{sha}\", contracts: [needs-provenance, other]}}\n"
         ),
@@ -317,38 +320,82 @@ fn gate_never_allows_what_admission_denies_for_the_same_image_and_context() {
 
 #[test]
 fn gate_contract_selection_keeps_the_bindings_signers() {
-    let s = Server::start(shapes_setup());
-    // Provenance from another GitHub organisation: the payments binding
-    // trusts only acme, the contract's default would trust the kit identity.
+    use sha2::Digest as _;
+    // The contract's own default trusts two organisations; the binding
+    // that covers `payments` trusts only acme. A selection used to judge
+    // the contract with its default, so evil's provenance passed the gate
+    // while admission denied it.
+    let sha = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
+    let setup = Setup {
+        contracts: Vec::new(),
+        bindings: format!(
+            "  - name: payments\n    contracts: [broad]\n    mode: enforce\n    match: {{namespaces: [payments]}}\n    authorities:\n      broad:\n        - name: acme\n          keyless: {{issuer: {GH_ISS}, subject: {{regex: \"{ORG_SCOPED}\"}}}}\n"
+        ),
+        extra: format!(
+            "gate:\n  tokens:\n    - {{name: ci, sha256: \"{sha}\", contracts: [broad]}}\n"
+        ),
+        ..Setup::default()
+    };
+    let s = Server::start_prepared(setup, |dir| {
+        let c = dir.join("contracts/broad");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(
+            c.join("contract.yaml"),
+            format!(
+                "name: broad\nversion: \"1\"\nauthorities:\n  - name: acme-or-evil\n    keyless:\n      issuer: {GH_ISS}\n      subject: {{regex: \"https://github\\\\.com/(acme|evil)/.+\"}}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            c.join("policy.rego"),
+            crate::common::server::NEEDS_PROVENANCE,
+        )
+        .unwrap();
+    });
     let evil = unsigned_image("gate-sel-evil");
     attest(
         &evil.repo,
         &evil.digest,
         "https://github.com/evil/app/.github/workflows/build.yml@refs/heads/main",
     );
-    let body = json!({
-        "images": [evil.tagged],
-        "context": {"namespace": "payments", "kind": "Deployment", "name": "api"},
-        "contracts": ["needs-provenance"],
-    });
-    let (st, v) = gate(&s, &body);
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["allowed"], false, "{v}");
-    assert_eq!(v["images"][0]["contracts"][0]["binding"], "payments", "{v}");
+    let context = json!({"namespace": "payments", "kind": "Deployment", "name": "api"});
+    // Admission denies it…
+    let v = s.review("/validate", &deploy(&evil.tagged, "payments"));
+    assert!(!allowed(&v), "{v}");
+    // …and so does the gate, with or without a selection.
+    for body in [
+        json!({"images": [evil.tagged], "context": context, "contracts": ["broad"]}),
+        json!({"images": [evil.tagged], "context": context}),
+    ] {
+        let (st, v) = gate(&s, &body);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["allowed"], false,
+            "the gate allowed evil's provenance: {v}"
+        );
+        assert_eq!(v["images"][0]["contracts"][0]["binding"], "payments", "{v}");
+    }
+    // Provenance from acme passes both.
+    let good = unsigned_image("gate-sel-good");
+    attest(&good.repo, &good.digest, GH_ID);
+    let v = s.review("/validate", &deploy(&good.tagged, "payments"));
+    assert!(allowed(&v), "{v}");
+    let (st, v) = gate(
+        &s,
+        &json!({"images": [good.tagged], "context": context, "contracts": ["broad"]}),
+    );
+    assert_eq!((st, v["allowed"].as_bool()), (200, Some(true)), "{v}");
     // An image no binding covers in this context: naming a contract is a
     // 400 that names it, never a fallback to the contract's defaults.
     let body = json!({
         "images": [evil.tagged],
         "context": {"namespace": "elsewhere"},
-        "contracts": ["needs-provenance"],
+        "contracts": ["broad"],
     });
     let (st, v) = gate(&s, &body);
     assert_eq!(st, 400, "{v}");
     let e = v["error"].as_str().unwrap();
-    assert!(
-        e.contains("needs-provenance") && e.contains("not bound"),
-        "{e}"
-    );
+    assert!(e.contains("broad") && e.contains("not bound"), "{e}");
 }
 
 // ---------------------------------------------------------------------------
