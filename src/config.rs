@@ -1143,6 +1143,16 @@ impl Config {
             .clone()
     }
 
+    /// Whether any registry's failure policy is `last-known-good` (only
+    /// then is last-known-good evidence kept).
+    pub fn uses_last_known_good(&self) -> bool {
+        self.registry_policy_default.failure == FailurePolicy::LastKnownGood
+            || self
+                .registry_policies
+                .values()
+                .any(|p| p.failure == FailurePolicy::LastKnownGood)
+    }
+
     /// The failure policy of a registry.
     pub fn registry_policy(&self, registry: &str) -> &RegistryPolicy {
         self.registry_policies

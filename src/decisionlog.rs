@@ -216,6 +216,12 @@ impl DecisionLog {
         }
     }
 
+    /// Whether records are written at all (callers skip building one when
+    /// not).
+    pub fn enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Writes one record as a line. Errors are logged, never fatal.
     pub fn write(&self, record: &DecisionRecord) {
         let Some(sink) = &self.sink else { return };

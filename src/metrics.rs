@@ -69,6 +69,13 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// A cache's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheNameLabels {
+    /// `evidence`.
+    pub cache: String,
+}
+
 /// Degraded decision labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DegradedLabels {
@@ -132,6 +139,10 @@ pub struct Metrics {
     pub workloads: Family<ComplianceLabels, Gauge>,
     /// Running workloads whose images admission would now deny.
     pub would_deny: Family<ComplianceLabels, Gauge>,
+    /// Bytes a cache holds, as its weigher counts them.
+    pub cache_bytes: Family<CacheNameLabels, Gauge>,
+    /// Entries a cache holds.
+    pub cache_entries: Family<CacheNameLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +179,18 @@ impl Metrics {
         let reloads = Family::<ResultLabels, Counter>::default();
         let workloads = Family::<ComplianceLabels, Gauge>::default();
         let would_deny = Family::<ComplianceLabels, Gauge>::default();
+        let cache_bytes = Family::<CacheNameLabels, Gauge>::default();
+        let cache_entries = Family::<CacheNameLabels, Gauge>::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes held by a cache (the verified-evidence cache is bounded by caches.evidenceBytes)",
+            cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Entries held by a cache",
+            cache_entries.clone(),
+        );
         registry.register(
             "requests",
             "Requests by endpoint and result",
@@ -248,6 +271,8 @@ impl Metrics {
             reloads,
             workloads,
             would_deny,
+            cache_bytes,
+            cache_entries,
         }
     }
 

@@ -143,7 +143,9 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
                 "reason": admitted.as_ref().err().map(|e| e.to_string()),
                 "facts": facts,
                 "predicateType": statement.as_ref().map(|s| s.predicate_type()),
-                "statement": statement.as_ref().map(|s| s.json()),
+                "statement": statement
+                    .as_ref()
+                    .and_then(|s| serde_json::from_slice::<serde_json::Value>(s.raw()).ok()),
             });
             outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }

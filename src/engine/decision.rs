@@ -140,8 +140,9 @@ pub struct EvidenceEntry {
     /// The predicate type (attestations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicate_type: Option<String>,
-    /// Verified facts: signer, time, tlog, source, subject, digest.
-    pub facts: EvidenceFacts,
+    /// Verified facts: signer, time, tlog, source, subject, digest
+    /// (shared with the cached evidence, not copied per decision).
+    pub facts: std::sync::Arc<EvidenceFacts>,
 }
 
 /// Evidence that failed verification.

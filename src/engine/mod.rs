@@ -45,9 +45,9 @@ use crate::oci::{
     CredentialSet, ErrorClass, EvidenceContent, ImageRef, PlatformManifest, Registries,
     RegistryError, RequestRecord, Resolved, UnverifiedEvidence,
 };
-use crate::policy::input::{self, Admitted, ContractInfo, ImageInput, PolicyInput};
+use crate::policy::input::{self, Admitted, ContractInfo, EvidenceKind, ImageInput, PolicyInput};
 use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Violation};
-use crate::verify::{SourceKind, Verified, Verifier};
+use crate::verify::{SourceKind, Verifier};
 use decision::{
     ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision,
     Outcome, PlatformVerdict, RejectedEvidence, Verdict,
@@ -163,10 +163,21 @@ pub struct EvidenceSet {
     pub notes: Vec<String>,
     /// The host that answered.
     pub registry: String,
-    /// The registry requests of the discovery.
-    pub requests: Vec<RequestRecord>,
     /// When it was fetched and verified.
     pub fetched_at: jiff::Timestamp,
+}
+
+impl EvidenceSet {
+    /// The bytes the set holds, as the evidence cache weighs it (an
+    /// estimate of the heap it keeps alive, including per-item overhead).
+    pub fn weight(&self) -> u32 {
+        let evidence: usize = self.evidence.iter().map(Evidence::weight).sum();
+        let rejected: usize = self.rejected.iter().map(|r| r.reason.len() + 256).sum();
+        let notes: usize = self.notes.iter().map(|n| n.len() + 32).sum();
+        let platforms = self.platforms.len() * 160;
+        let total = 512 + evidence + rejected + notes + platforms + self.registry.len();
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
 }
 
 /// Everything derived from one configuration revision.
@@ -263,8 +274,11 @@ impl Caches {
                 .max_capacity(n)
                 .time_to_live(build(c.negative_ttl.0))
                 .build(),
+            // Weighed in bytes (caches.evidenceBytes), not entries: one
+            // image's evidence may be 2 KiB or, with a large SBOM, 600.
             evidence: Cache::builder()
-                .max_capacity(n)
+                .max_capacity(c.evidence_bytes.0.max(1))
+                .weigher(|_, v: &Shared<EvidenceSet>| v.weight())
                 .time_to_live(build(c.evidence_ttl.0))
                 .build(),
             evidence_negative: SyncCache::builder()
@@ -280,7 +294,8 @@ impl Caches {
                 .time_to_live(lkg)
                 .build(),
             lkg_evidence: SyncCache::builder()
-                .max_capacity(n)
+                .max_capacity(c.evidence_bytes.0.max(1))
+                .weigher(|_, v: &Shared<EvidenceSet>| v.weight())
                 .time_to_live(lkg)
                 .build(),
         }
@@ -443,9 +458,11 @@ impl Engine {
                 distinct.push(&u.image);
             }
         }
+        // Each image's stage 1 is boxed: join_all then moves pointers, not
+        // the large state machines of resolve + discover + verify.
         let prepared = futures_util::future::join_all(distinct.iter().map(|image| {
             let rt = rt.clone();
-            async move {
+            Box::pin(async move {
                 let fut = self.prepare(&rt, image, req, now);
                 match req.deadline {
                     Some(d) => match tokio::time::timeout_at(d.into(), fut).await {
@@ -457,7 +474,7 @@ impl Engine {
                     },
                     None => fut.await,
                 }
-            }
+            })
         }))
         .await;
         let by_image: HashMap<&str, &Prepared> =
@@ -667,12 +684,10 @@ impl Engine {
             .evidence(rt, &reference, &resolved, &creds, cosign)
             .await
         {
-            Ok((set, missed)) => {
-                p.requests = resolve_requests;
+            Ok((set, requests)) => {
                 // Requests are reported by the call that made them only.
-                if missed {
-                    p.requests.extend(set.requests.iter().cloned());
-                }
+                p.requests = resolve_requests;
+                p.requests.extend(requests);
                 p.digest = Some(resolved.digest.clone());
                 p.evidence = Ok(Some(set));
             }
@@ -883,9 +898,11 @@ impl Engine {
             // when this answer was fetched) and reports no requests.
             return Ok((r.0.clone(), Vec::new()));
         }
-        self.caches
-            .lkg_tags
-            .insert(key, Arc::new((r.0.clone(), self.clock.now())));
+        if rt.config.uses_last_known_good() {
+            self.caches
+                .lkg_tags
+                .insert(key, Arc::new((r.0.clone(), self.clock.now())));
+        }
         Ok((*r).clone())
     }
 
@@ -928,17 +945,28 @@ impl Engine {
         resolved: &Resolved,
         creds: &Arc<CredentialSet>,
         cosign: bool,
-    ) -> Result<(Shared<EvidenceSet>, bool), PipelineError> {
+    ) -> Result<(Shared<EvidenceSet>, Vec<RequestRecord>), PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds, cosign);
         if !cosign {
             // A discovery that searched the cosign tags too serves this one.
             let wider = self.evidence_key(rt, image, resolved, creds, true);
             if let Some(set) = self.caches.evidence.get(&wider).await {
                 self.metrics.cache_result("evidence", "hit");
-                return Ok((set, false));
+                return Ok((set, Vec::new()));
             }
         }
-        let fetch = self.fetch_and_verify(rt, image, resolved, creds, cosign);
+        // The requests of a discovery go to the call that made it, not into
+        // the cache (a hit reports none).
+        let made = std::sync::Mutex::new(Vec::new());
+        let fetch = async {
+            let (set, requests) = self
+                .fetch_and_verify(rt, image, resolved, creds, cosign)
+                .await?;
+            if let Ok(mut m) = made.lock() {
+                *m = requests;
+            }
+            Ok(set)
+        };
         let (set, missed) = self
             .coalesced(
                 "evidence",
@@ -948,10 +976,15 @@ impl Engine {
                 fetch,
             )
             .await?;
-        if missed {
+        if !missed {
+            return Ok((set, Vec::new()));
+        }
+        if rt.config.uses_last_known_good() {
             self.caches.lkg_evidence.insert(key, set.clone());
         }
-        Ok((set, missed))
+        self.record_evidence_size();
+        let requests = made.into_inner().unwrap_or_default();
+        Ok((set, requests))
     }
 
     /// One lookup of a coalescing cache: a cached permanent error, a hit,
@@ -1003,7 +1036,7 @@ impl Engine {
         resolved: &Resolved,
         creds: &CredentialSet,
         cosign_tags: bool,
-    ) -> Result<EvidenceSet, PipelineError> {
+    ) -> Result<(EvidenceSet, Vec<RequestRecord>), PipelineError> {
         let started = Instant::now();
         let traced = rt
             .registries
@@ -1030,10 +1063,10 @@ impl Engine {
                 .map_err(|e| PipelineError::Internal(format!("verification task: {e}")))?;
         let mut ids: Vec<Digest> = evidence
             .iter()
-            .map(|e| e.verified().facts().evidence_digest().clone())
+            .map(|e| e.facts().evidence_digest().clone())
             .collect();
         ids.sort();
-        Ok(EvidenceSet {
+        let set = EvidenceSet {
             digest: discovery.digest,
             platforms: discovery.platforms,
             evidence,
@@ -1041,9 +1074,25 @@ impl Engine {
             rejected,
             notes: discovery.notes,
             registry: discovery.registry,
-            requests,
             fetched_at: self.clock.now(),
-        })
+        };
+        Ok((set, requests))
+    }
+
+    /// Publishes the evidence cache's size (bytes and entries).
+    fn record_evidence_size(&self) {
+        let label = crate::metrics::CacheNameLabels {
+            cache: "evidence".into(),
+        };
+        let c = &self.caches.evidence;
+        self.metrics
+            .cache_bytes
+            .get_or_create(&label)
+            .set(i64::try_from(c.weighted_size()).unwrap_or(i64::MAX));
+        self.metrics
+            .cache_entries
+            .get_or_create(&label)
+            .set(i64::try_from(c.entry_count()).unwrap_or(i64::MAX));
     }
 
     /// Stage 2: the decision for one use.
@@ -1115,19 +1164,17 @@ impl Engine {
         d.evidence = set
             .evidence
             .iter()
-            .map(|e| {
-                let v = e.verified();
-                EvidenceEntry {
-                    kind: match v {
-                        Verified::Attestation(_) => "attestation",
-                        Verified::Signature(_) => "signature",
-                    },
-                    predicate_type: match v {
-                        Verified::Attestation(a) => Some(a.statement().predicate_type().to_owned()),
-                        Verified::Signature(_) => None,
-                    },
-                    facts: v.facts().clone(),
-                }
+            .map(|e| match e.kind() {
+                EvidenceKind::Attestation { predicate_type } => EvidenceEntry {
+                    kind: "attestation",
+                    predicate_type: Some(predicate_type.to_string()),
+                    facts: e.facts().clone(),
+                },
+                EvidenceKind::Signature => EvidenceEntry {
+                    kind: "signature",
+                    predicate_type: None,
+                    facts: e.facts().clone(),
+                },
             })
             .collect();
         let scopes = scopes(rt, reference, &set);
@@ -1351,7 +1398,14 @@ fn scopes(rt: &Runtime, reference: &ImageRef, set: &EvidenceSet) -> Result<Vec<S
                 index: Some(set.digest.clone()),
                 ..base.clone()
             }),
-            label: Some(format!("platform {}", p.platform)),
+            label: Some(if p.unsearched {
+                format!(
+                    "platform {} (its own evidence was not searched: the index lists more than registries.limits.maxPlatforms platforms)",
+                    p.platform
+                )
+            } else {
+                format!("platform {}", p.platform)
+            }),
         })
         .collect())
 }
@@ -1369,7 +1423,7 @@ fn evaluate_uncached(
     let mut used = Vec::new();
     let mut ignored = Vec::new();
     for ev in &set.evidence {
-        let facts = ev.verified().facts();
+        let facts = ev.facts();
         // Evidence about another platform of the index is not this scope's.
         if !image.evidence_digests().any(|d| d == facts.subject()) {
             continue;
@@ -1509,15 +1563,9 @@ fn verify_all(
             ),
         };
         observe(&metrics.verification_seconds, started.elapsed());
-        // Converted to its policy-input form once, here, not per evaluation;
-        // evidence that cannot be converted is rejected (never passed on
-        // half-built).
-        match result
-            .map_err(|e| e.to_string())
-            .and_then(|v| Evidence::new(v).map_err(|e| e.to_string()))
-        {
+        match result.map_err(|e| e.to_string()).map(Evidence::new) {
             Ok(v) => {
-                let digest = v.verified().facts().evidence_digest().clone();
+                let digest = v.facts().evidence_digest().clone();
                 if seen.insert(digest, ()).is_none() {
                     verified.push(v);
                 }

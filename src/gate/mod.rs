@@ -385,14 +385,16 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
             }),
         started.elapsed(),
     );
-    s.log.write(&DecisionRecord::new(
-        now,
-        "gate",
-        None,
-        Some(caller.identity),
-        response.allowed,
-        &decisions,
-    ));
+    if s.log.enabled() {
+        s.log.write(&DecisionRecord::new(
+            now,
+            "gate",
+            None,
+            Some(caller.identity),
+            response.allowed,
+            &decisions,
+        ));
+    }
     axum::Json(response).into_response()
 }
 

@@ -85,6 +85,11 @@ pub struct PlatformManifest {
     pub digest: Digest,
     /// `os/arch[/variant]`.
     pub platform: String,
+    /// Whether evidence attached to it was searched (only the first
+    /// `registries.limits.maxPlatforms` are); an unsearched platform is
+    /// still judged, on the index's evidence alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsearched: bool,
 }
 
 /// The result of discovery for one image.
@@ -608,6 +613,7 @@ impl Session<'_> {
             let found = futures_util::future::try_join_all(
                 platforms
                     .iter()
+                    .filter(|p| !p.unsearched)
                     .map(|p| self.subject_evidence(&p.digest, opts, &api)),
             )
             .await?;
@@ -701,16 +707,31 @@ impl Session<'_> {
             if p.os == "unknown" {
                 continue;
             }
-            if platforms.len() >= limits.max_platforms {
+            // Every platform is listed (and judged), however many there are
+            // within the manifest's byte limit; only the first ones are
+            // searched for their own evidence.
+            // Each listed platform is judged: bound their number too.
+            let judged_limit = limits.max_platforms.saturating_mul(4);
+            if platforms.len() >= judged_limit {
+                return Err(self.err(
+                    format!("index {}@{digest}", self.repo),
+                    RegistryErrorKind::TooMany {
+                        what: "platform manifests",
+                        limit: judged_limit,
+                    },
+                ));
+            }
+            let unsearched = platforms.len() >= limits.max_platforms;
+            if unsearched && platforms.len() == limits.max_platforms {
                 notes.push(format!(
-                    "only the first {} platform manifests were searched for evidence",
+                    "only the first {} platform manifests were searched for evidence (registries.limits.maxPlatforms); the others are judged on the index's evidence alone",
                     limits.max_platforms
                 ));
-                break;
             }
             platforms.push(PlatformManifest {
                 digest: entry.digest.clone(),
                 platform: p.to_string(),
+                unsearched,
             });
         }
         Ok(platforms)

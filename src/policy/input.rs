@@ -4,8 +4,7 @@
 //! convention:
 //!
 //! - an [`Evidence`] is made only from a [`Verified`] value (which only
-//!   `crate::verify` can make), converted once to the regorus value the
-//!   input carries;
+//!   `crate::verify` can make);
 //! - an [`Admitted`] is made only by [`admit`], which runs the contract's
 //!   authority check on the verified signer facts;
 //! - a [`PolicyInput`] is made only by [`PolicyInput::build`] from admitted
@@ -19,12 +18,15 @@
 //! `docs/policy-input.schema.json`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::context::ContextProjection;
 use crate::digest::Digest;
-use crate::verify::{Authority, Signer, SourceKind, TlogFact, TrustedTime, Verified};
+use crate::verify::{
+    Authority, EvidenceFacts, Signer, SourceKind, TlogFact, TrustedTime, Verified,
+};
 
 pub use super::context::RequestContext;
 
@@ -100,11 +102,10 @@ struct SourceInput {
     kind: SourceKind,
 }
 
+/// The parts of an input entry that come from the verified facts.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AttestationInput<'a> {
-    predicate_type: &'a str,
-    statement: &'a serde_json::Value,
+struct FactsInput<'a> {
     subject: &'a Digest,
     digest: &'a Digest,
     signer: &'a Signer,
@@ -113,72 +114,132 @@ struct AttestationInput<'a> {
     source: SourceInput,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignatureInput<'a> {
-    subject: &'a Digest,
-    digest: &'a Digest,
-    signer: &'a Signer,
-    time: &'a TrustedTime,
-    tlog: &'a [TlogFact],
-    source: SourceInput,
-    payload: Option<&'a serde_json::Value>,
+/// What kind of evidence, with what an attestation adds.
+#[derive(Debug, Clone)]
+pub enum EvidenceKind {
+    /// An in-toto attestation of this predicate type.
+    Attestation {
+        /// `predicateType`.
+        predicate_type: Box<str>,
+    },
+    /// A signature over the image.
+    Signature,
 }
 
-/// A verified piece of evidence and its policy-input form, converted once
-/// (when the evidence enters the cache), not per evaluation.
+/// A verified piece of evidence, held compactly while it is cached: its
+/// verified facts, and its statement or payload as the verified bytes. The
+/// policy-input entry is built from them when a contract is evaluated,
+/// which the verdict cache makes rare (once per digest, contract revision,
+/// platform and declared context); a parsed JSON tree would cost about
+/// nine times the bytes for as long as the evidence is cached.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    verified: Verified,
-    value: regorus::Value,
+    facts: Arc<EvidenceFacts>,
+    kind: EvidenceKind,
+    /// The statement (attestations) or simple-signing payload (cosign
+    /// signatures), exactly as verified; `None` for a bundle's message
+    /// signature over the digest itself.
+    raw: Option<Box<[u8]>>,
 }
 
 impl Evidence {
-    /// Converts verified evidence to its input entry (without the admitting
-    /// authority, which depends on the contract).
-    pub fn new(verified: Verified) -> Result<Self, InputError> {
-        let f = verified.facts();
-        let source = SourceInput {
-            kind: f.source().kind,
-        };
-        let value = match &verified {
-            Verified::Attestation(att) => to_value(
-                "attestation",
-                &AttestationInput {
-                    predicate_type: att.statement().predicate_type(),
-                    statement: att.statement().json(),
-                    subject: f.subject(),
-                    digest: f.evidence_digest(),
-                    signer: f.signer(),
-                    time: f.time(),
-                    tlog: f.tlog(),
-                    source,
-                },
-            )?,
-            Verified::Signature(sig) => to_value(
-                "signature",
-                &SignatureInput {
-                    subject: f.subject(),
-                    digest: f.evidence_digest(),
-                    signer: f.signer(),
-                    time: f.time(),
-                    tlog: f.tlog(),
-                    source,
-                    payload: sig.payload(),
-                },
-            )?,
-        };
-        Ok(Evidence { verified, value })
+    /// Takes verified evidence into its cached form.
+    pub fn new(verified: Verified) -> Self {
+        match verified {
+            Verified::Attestation(att) => {
+                let (facts, statement) = att.into_parts();
+                Evidence {
+                    facts: Arc::new(facts),
+                    kind: EvidenceKind::Attestation {
+                        predicate_type: statement.predicate_type().into(),
+                    },
+                    raw: Some(statement.raw().into()),
+                }
+            }
+            Verified::Signature(sig) => {
+                let (facts, payload) = sig.into_parts();
+                Evidence {
+                    facts: Arc::new(facts),
+                    kind: EvidenceKind::Signature,
+                    raw: payload,
+                }
+            }
+        }
     }
 
-    /// The verified evidence.
-    pub fn verified(&self) -> &Verified {
-        &self.verified
+    /// The verified facts: signer, time, tlog, source, subject, digest.
+    pub fn facts(&self) -> &Arc<EvidenceFacts> {
+        &self.facts
     }
 
-    /// The policy-input entry, without `authority`.
-    pub fn value(&self) -> &regorus::Value {
-        &self.value
+    /// Attestation (with its predicate type) or signature.
+    pub fn kind(&self) -> &EvidenceKind {
+        &self.kind
+    }
+
+    /// The bytes this evidence holds (for cache weighing).
+    pub fn weight(&self) -> usize {
+        let claims: usize = match self.facts.signer() {
+            Signer::Keyless(k) => {
+                k.subject.len()
+                    + k.issuer.len()
+                    + k.claims
+                        .iter()
+                        .map(|(a, b)| a.len() + b.len() + 64)
+                        .sum::<usize>()
+            }
+            Signer::Key { .. } => 160,
+        };
+        self.raw.as_ref().map_or(0, |r| r.len()) + claims + self.facts.tlog().len() * 160 + 512
+    }
+
+    /// The policy-input entry, without `authority` (which depends on the
+    /// contract that admitted it).
+    pub fn value(&self) -> Result<regorus::Value, InputError> {
+        let f = &self.facts;
+        let mut entry = to_value(
+            "evidence",
+            &FactsInput {
+                subject: f.subject(),
+                digest: f.evidence_digest(),
+                signer: f.signer(),
+                time: f.time(),
+                tlog: f.tlog(),
+                source: SourceInput {
+                    kind: f.source().kind,
+                },
+            },
+        )?;
+        let parsed = |part: &'static str, raw: &[u8]| {
+            regorus::Value::deserialize(&mut serde_json::Deserializer::from_slice(raw)).map_err(
+                |e| InputError::Convert {
+                    part,
+                    reason: e.to_string(),
+                },
+            )
+        };
+        let obj = entry.as_object_mut().map_err(|e| InputError::Convert {
+            part: "evidence",
+            reason: e.to_string(),
+        })?;
+        match &self.kind {
+            EvidenceKind::Attestation { predicate_type } => {
+                let raw = self.raw.as_deref().ok_or(InputError::Convert {
+                    part: "statement",
+                    reason: "an attestation without its statement".into(),
+                })?;
+                obj.insert("predicateType".into(), (&**predicate_type).into());
+                obj.insert("statement".into(), parsed("statement", raw)?);
+            }
+            EvidenceKind::Signature => {
+                let payload = match self.raw.as_deref() {
+                    Some(raw) => parsed("payload", raw)?,
+                    None => regorus::Value::Null,
+                };
+                obj.insert("payload".into(), payload);
+            }
+        }
+        Ok(entry)
     }
 }
 
@@ -209,7 +270,7 @@ pub fn admit<'a>(
     authorities: &'a [Authority],
     evidence: &'a Evidence,
 ) -> Result<Admitted<'a>, Vec<String>> {
-    let facts = evidence.verified.facts();
+    let facts = &evidence.facts;
     let mut reasons = Vec::new();
     for a in authorities {
         match a.admits(facts) {
@@ -263,7 +324,7 @@ impl PolicyInput {
         let mut attestations = Vec::new();
         let mut signatures = Vec::new();
         for a in admitted {
-            let mut entry = a.evidence.value.clone();
+            let mut entry = a.evidence.value()?;
             entry
                 .as_object_mut()
                 .map_err(|e| InputError::Convert {
@@ -271,9 +332,9 @@ impl PolicyInput {
                     reason: e.to_string(),
                 })?
                 .insert("authority".into(), a.authority.into());
-            match a.evidence.verified {
-                Verified::Attestation(_) => attestations.push(entry),
-                Verified::Signature(_) => signatures.push(entry),
+            match a.evidence.kind {
+                EvidenceKind::Attestation { .. } => attestations.push(entry),
+                EvidenceKind::Signature => signatures.push(entry),
             }
         }
         let mut contract_obj = BTreeMap::new();

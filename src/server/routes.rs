@@ -139,7 +139,7 @@ async fn handle(s: AppState, endpoint: Endpoint, query: Option<String>, body: By
     );
     // The mutating webhook's verdicts are logged by the validating one,
     // which sees the final object; only validation is a deploy decision.
-    if endpoint == Endpoint::Validate {
+    if endpoint == Endpoint::Validate && s.log.enabled() {
         let mut record = DecisionRecord::new(
             s.engine.clock().now(),
             endpoint.as_str(),

@@ -622,7 +622,7 @@ impl Verifier {
                 // cosign `.sig`: the signature covers the payload, and the
                 // payload must name the image digest.
                 Some(payload) => {
-                    let value = simple_signing_digest(payload, subject)?;
+                    simple_signing_digest(payload, subject)?;
                     let facts = self.sigstore(
                         bundle,
                         Artifact::Blob(payload),
@@ -633,7 +633,7 @@ impl Verifier {
                     )?;
                     Ok(Verified::Signature(VerifiedSignature::new(
                         facts,
-                        Some(value),
+                        Some(payload.into()),
                     )))
                 }
                 // A bundle with a message signature attached to an image: the
@@ -1100,10 +1100,7 @@ fn describe_subjects(statement: &Statement) -> String {
 
 /// The `critical.image.docker-manifest-digest` of a simple-signing payload,
 /// which must equal `subject`.
-fn simple_signing_digest(
-    payload: &[u8],
-    subject: &Digest,
-) -> Result<serde_json::Value, VerifyError> {
+fn simple_signing_digest(payload: &[u8], subject: &Digest) -> Result<(), VerifyError> {
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| VerifyError::SimpleSigning(e.to_string()))?;
     let named = value
@@ -1127,7 +1124,7 @@ fn simple_signing_digest(
             "critical.type is {kind:?}, not \"cosign container image signature\""
         )));
     }
-    Ok(value)
+    Ok(())
 }
 
 /// One line describing a signer, for tables and messages.

@@ -1,10 +1,11 @@
 //! in-toto Statements (v0.1 and v1), parsed with limits.
 //!
-//! The statement is kept whole (as JSON) because contracts read any part of
-//! it, but its envelope fields are checked here: a known `_type`, a
-//! non-empty subject list within limits, valid digests, and a
-//! `predicateType`. [`Statement::binds`] answers whether it is about a given
-//! image digest.
+//! The statement is kept whole, as the verified bytes (compact: a parsed
+//! JSON tree is about nine times larger), because contracts read any part
+//! of it; its envelope fields are checked here: a known `_type`, a
+//! non-empty subject list within limits, valid digests, a `predicateType`,
+//! and no envelope field given twice. [`Statement::binds`] answers whether
+//! it is about a given image digest.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +24,7 @@ pub struct Statement {
     type_: String,
     predicate_type: String,
     subjects: Vec<Subject>,
-    json: Value,
+    raw: Box<[u8]>,
 }
 
 /// One statement subject: a name and the digests that identify it.
@@ -93,10 +94,10 @@ struct SubjectShape {
 impl Statement {
     /// Parses a statement payload, enforcing `limits`.
     pub fn parse(payload: &[u8], limits: &VerifyLimits) -> Result<Self, StatementError> {
-        let json: Value = serde_json::from_slice(payload)
+        // Straight from the bytes, so that an envelope field given twice
+        // (`"subject"` twice) is an error, not "the last one wins".
+        let shape: Shape = serde_json::from_slice(payload)
             .map_err(|e| StatementError::Malformed(e.to_string()))?;
-        let shape: Shape =
-            Shape::deserialize(&json).map_err(|e| StatementError::Malformed(e.to_string()))?;
         if shape.type_ != STATEMENT_V1 && shape.type_ != STATEMENT_V01 {
             return Err(StatementError::UnknownType(shape.type_));
         }
@@ -143,7 +144,7 @@ impl Statement {
             type_: shape.type_,
             predicate_type: shape.predicate_type,
             subjects,
-            json,
+            raw: payload.into(),
         })
     }
 
@@ -167,9 +168,9 @@ impl Statement {
         &self.subjects
     }
 
-    /// The whole statement as JSON.
-    pub fn json(&self) -> &Value {
-        &self.json
+    /// The whole statement, as the bytes that were verified.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
     }
 }
 

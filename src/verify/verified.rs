@@ -216,6 +216,10 @@ impl VerifiedAttestation {
     pub fn statement(&self) -> &Statement {
         &self.statement
     }
+    /// The facts and the statement, by value.
+    pub fn into_parts(self) -> (EvidenceFacts, Statement) {
+        (self.facts, self.statement)
+    }
 }
 
 /// A verified signature over the image (cosign simple signing, or a bundle
@@ -223,20 +227,25 @@ impl VerifiedAttestation {
 #[derive(Debug, Clone)]
 pub struct VerifiedSignature {
     facts: EvidenceFacts,
-    payload: Option<serde_json::Value>,
+    payload: Option<Box<[u8]>>,
 }
 
 impl VerifiedSignature {
-    pub(super) fn new(facts: EvidenceFacts, payload: Option<serde_json::Value>) -> Self {
+    pub(super) fn new(facts: EvidenceFacts, payload: Option<Box<[u8]>>) -> Self {
         VerifiedSignature { facts, payload }
     }
     /// Signer, time, tlog and provenance of the evidence.
     pub fn facts(&self) -> &EvidenceFacts {
         &self.facts
     }
-    /// The simple-signing payload, for cosign `.sig` signatures.
-    pub fn payload(&self) -> Option<&serde_json::Value> {
-        self.payload.as_ref()
+    /// The simple-signing payload (JSON, as verified), for cosign `.sig`
+    /// signatures.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+    /// The facts and the payload, by value.
+    pub fn into_parts(self) -> (EvidenceFacts, Option<Box<[u8]>>) {
+        (self.facts, self.payload)
     }
 }
 
