@@ -123,7 +123,14 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
                 client,
                 std::time::Duration::from_secs(60),
             );
-            report::scope::fill_namespace_labels(&mut workloads, &source).await;
+            // A namespace the configuration exempts by name needs no lookup;
+            // with a preview, both configurations' namespaces are read.
+            let scope = match &proposal {
+                None => engine.runtime().config.spec.report.scope().clone(),
+                Some(_) => report::scope::NamespaceScope::new(&Default::default())
+                    .map_err(|e| CliError::new("the preview's namespace scope", e))?,
+            };
+            report::scope::fill_namespace_labels(&mut workloads, &source, &scope).await;
         }
         workloads
     } else {

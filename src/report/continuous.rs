@@ -107,7 +107,12 @@ async fn evaluate_loop(
             // inventory's own version, which the next round compares.
             let mut labelled = todo.clone();
             if super::scope::labels_needed(&rt) {
-                super::scope::fill_namespace_labels(&mut labelled, &namespaces).await;
+                super::scope::fill_namespace_labels(
+                    &mut labelled,
+                    &namespaces,
+                    rt.config.spec.report.scope(),
+                )
+                .await;
             }
             // `judge` keeps the order, so results pair with their workloads.
             let judged = judge(&engine, rt, &labelled, concurrency).await;

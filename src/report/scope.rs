@@ -128,6 +128,13 @@ impl NamespaceScope {
         self.needs_labels
     }
 
+    /// Whether the requirements on the name alone exempt `namespace` (then
+    /// its other labels are not needed).
+    pub fn exempt_by_name(&self, namespace: &str) -> bool {
+        let name = BTreeMap::from([(NAME_LABEL.to_owned(), namespace.to_owned())]);
+        !self.by_name.matches(&name)
+    }
+
     /// Whether `namespace` (with `labels`, when known) is judged.
     pub fn check(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> InScope {
         let mut all = labels.cloned().unwrap_or_default();
@@ -136,11 +143,10 @@ impl NamespaceScope {
             // The requirements are ANDed: one on the name that fails
             // decides. Otherwise, with the other labels unknown, judge it
             // rather than hide it.
-            let name = BTreeMap::from([(NAME_LABEL.to_owned(), namespace.to_owned())]);
-            return if self.by_name.matches(&name) {
-                InScope::Judged
-            } else {
+            return if self.exempt_by_name(namespace) {
                 InScope::Exempt
+            } else {
+                InScope::Judged
             };
         }
         if self.selector.matches(&all) {
@@ -172,17 +178,23 @@ pub fn labels_needed(rt: &crate::engine::Runtime) -> bool {
 
 /// Fills in the labels of each workload's namespace from the API (`get
 /// namespaces`, cached by `source`), for workloads that do not have them
-/// yet. A namespace that cannot be read keeps unknown labels: it is judged
-/// (see the module documentation) and label-selected bindings do not
-/// match it, as in admission.
+/// yet and whose namespace `scope` does not already exempt by name. A
+/// namespace that cannot be read keeps unknown labels: it is judged (see
+/// the module documentation) and label-selected bindings do not match it,
+/// as in admission.
 pub async fn fill_namespace_labels(
     workloads: &mut [super::Workload],
     source: &crate::engine::namespaces::NamespaceLabels,
+    scope: &NamespaceScope,
 ) {
     use futures_util::StreamExt as _;
     let wanted: std::collections::BTreeSet<String> = workloads
         .iter()
-        .filter(|w| w.namespace_labels.is_none() && !w.namespace.is_empty())
+        .filter(|w| {
+            w.namespace_labels.is_none()
+                && !w.namespace.is_empty()
+                && !scope.exempt_by_name(&w.namespace)
+        })
         .map(|w| w.namespace.clone())
         .collect();
     let found: BTreeMap<String, BTreeMap<String, String>> =
@@ -242,6 +254,7 @@ mod tests {
         // Excluded by name: decided without the other labels.
         assert_eq!(s.check("provgate", None), InScope::Exempt);
         assert_eq!(s.check("kube-system", None), InScope::Exempt);
+        assert!(s.exempt_by_name("kube-system") && !s.exempt_by_name("team-a"));
         assert_eq!(s.check("provgate", Some(&BTreeMap::new())), InScope::Exempt);
         let opted_out = labels(&[("provgate.dev/ignore", "true")]);
         assert_eq!(s.check("team-a", Some(&opted_out)), InScope::Exempt);

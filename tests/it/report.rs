@@ -1295,3 +1295,49 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
         k.report_rejections()
     );
 }
+
+#[test]
+fn report_cluster_reads_namespace_labels_for_the_webhooks_opt_out_label() {
+    let api = FakeKube::start();
+    let bare = unsigned_image("cl-optout");
+    api.kube.set_pods(vec![
+        pod("team-a", "a", &[("a", &bare.tagged)], json!({}), 3),
+        pod("team-b", "b", &[("b", &bare.tagged)], json!({}), 4),
+        pod("kube-system", "dns", &[("dns", &bare.tagged)], json!({}), 5),
+    ]);
+    api.kube.set_namespace(
+        "team-b",
+        json!({"kubernetes.io/metadata.name": "team-b", "provgate.dev/ignore": "true"}),
+    );
+    api.kube
+        .set_namespace("team-a", json!({"kubernetes.io/metadata.name": "team-a"}));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "report: {teamLabel: team}\n",
+        "report:\n  teamLabel: team\n  namespaceSelector:\n    matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [provgate, kube-system]}\n      - {key: provgate.dev/ignore, operator: NotIn, values: [\"true\"]}\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cluster",
+        "--api-server",
+        &api.url,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["summary"]["excluded"],
+        json!({"kube-system": 1, "team-b": 1}),
+        "{out}"
+    );
+    assert_eq!(r["workloads"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(r["workloads"][0]["namespace"], "team-a");
+    // kube-system is exempt by name: its labels were not needed. team-a
+    // and team-b were each read once.
+    assert_eq!(api.kube.namespace_gets(), 2);
+}
