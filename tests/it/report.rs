@@ -710,6 +710,29 @@ fn scale_5000_pods_over_200_digests_discover_each_digest_once() {
         took.as_secs_f64(),
         2
     );
+    // The same report as PolicyReports: one per namespace, each valid.
+    let started = Instant::now();
+    let reports =
+        provgate::report::policyreport::policy_reports(&report, jiff::Timestamp::UNIX_EPOCH);
+    let yaml = provgate::report::policyreport::to_yaml(&reports).unwrap();
+    let took = started.elapsed();
+    assert_eq!(reports.len(), 7);
+    let results: usize = reports.iter().map(|r| r.results.len()).sum();
+    assert_eq!(
+        results, 5000,
+        "one result per pod (one image, one contract)"
+    );
+    let passes: usize = reports.iter().map(|r| r.summary.pass).sum();
+    assert_eq!(passes, 250);
+    for r in &reports {
+        crate::common::fakekube::validate_policy_report(&serde_json::to_value(r).unwrap())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    eprintln!(
+        "scale: 7 PolicyReports, 5000 results, {} bytes of YAML, built in {:.1} ms",
+        yaml.len(),
+        took.as_secs_f64() * 1000.0
+    );
     let _ = GH_ID;
 }
 
