@@ -1199,6 +1199,8 @@ fn wait_long(what: &str, secs: u64, f: impl Fn() -> bool) {
 
 #[test]
 fn continuous_mode_keeps_policy_reports_in_the_api() {
+    // `team-a-b` sorts before `team-a` as a `namespace/Kind/name` key and
+    // after it by namespace: results must still land on their workloads.
     let api = FakeKube::start();
     let k = &api.kube;
     let good = signed_image("cpr-good");
@@ -1211,7 +1213,7 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
             json!({"team": "web"}),
             3,
         ),
-        pod("team-b", "job", &[("job", &bare.tagged)], json!({}), 4),
+        pod("team-a-b", "job", &[("job", &bare.tagged)], json!({}), 4),
         pod("kube-system", "dns", &[("dns", &bare.tagged)], json!({}), 5),
     ]);
     // Left by an earlier pod, in a namespace with no workloads now.
@@ -1245,7 +1247,7 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
     k.fail_policy_reports(None);
     let ours = |ns: &str| k.policy_reports().get(&format!("{ns}/provgate")).cloned();
     wait_long("the reports", 20, || {
-        ours("team-a").is_some() && ours("team-b").is_some() && ours("gone").is_none()
+        ours("team-a").is_some() && ours("team-a-b").is_some() && ours("gone").is_none()
     });
     assert!(
         k.report_rejections().is_empty(),
@@ -1262,7 +1264,7 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
         results_of(&a),
         [t("needs-provenance", "needs-provenance", "pass")]
     );
-    let b = ours("team-b").unwrap();
+    let b = ours("team-a-b").unwrap();
     assert_eq!(
         results_of(&b),
         [t("needs-provenance", "slsa-provenance", "fail")]
@@ -1270,7 +1272,7 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
     // Audit mode: the requirement is not met (fail), admission allows.
     assert_eq!(b["results"][0]["properties"]["mode"], "audit");
     assert_eq!(b["results"][0]["properties"]["admission"], "allow");
-    assert_eq!(b["results"][0]["resources"][0]["uid"], "uid-team-b-job");
+    assert_eq!(b["results"][0]["resources"][0]["uid"], "uid-team-a-b-job");
     assert_eq!(
         b["results"][0]["properties"]["digest"],
         bare.digest.as_str()
@@ -1288,14 +1290,16 @@ fn continuous_mode_keeps_policy_reports_in_the_api() {
             .count()
     };
     let team_a_applies = applies_to("team-a");
-    // The last workload of team-b goes: its report goes.
+    // The last workload of team-a-b goes: its report goes.
     wait_until("the pod watch", || k.watching());
     let rv = k.next_rv();
     assert!(k.event(
         "DELETED",
-        pod("team-b", "job", &[("job", &bare.tagged)], json!({}), rv)
+        pod("team-a-b", "job", &[("job", &bare.tagged)], json!({}), rv)
     ));
-    wait_long("the team-b report deleted", 20, || ours("team-b").is_none());
+    wait_long("the team-a-b report deleted", 20, || {
+        ours("team-a-b").is_none()
+    });
     assert_eq!(
         applies_to("team-a"),
         team_a_applies,
