@@ -21,8 +21,13 @@ pub enum ReportOutput {
     Table,
     /// The `provgate.dev/report/v1` (or `report-impact/v1`) JSON.
     Json,
-    /// Only "X of Y workloads compliant", overall and per team.
+    /// Only "X of Y workloads compliant", overall and per team (with a
+    /// preview: only the counts of changes, overall and per team).
     Summary,
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReport YAML, one per namespace (the
+    /// format policy-reporter reads); not with a preview.
+    #[value(name = "policyreport")]
+    PolicyReport,
 }
 
 /// Arguments of `provgate report`.
@@ -31,7 +36,11 @@ pub struct ReportArgs {
     /// The current configuration (default: embedded defaults).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Objects from `kubectl get pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json` (`-` for stdin).
+    /// Objects from `kubectl get namespaces,pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json` (`-` for stdin).
+    ///
+    /// Namespaces the webhooks exempt (`report.namespaceSelector`; by
+    /// default kube-system) are counted, not judged. Include `namespaces`
+    /// when that selector, or a binding, uses namespace labels.
     #[arg(long, conflicts_with = "cluster")]
     input: Option<PathBuf>,
     /// Read the workloads from the Kubernetes API (in-cluster
@@ -68,6 +77,12 @@ pub fn run(args: ReportArgs) -> Result<Exit, CliError> {
 }
 
 async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
+    let preview = args.contracts.is_some() || args.proposed_config.is_some();
+    if preview && args.output == ReportOutput::PolicyReport {
+        return Err(CliError::msg(
+            "-o policyreport reports the workloads as they are judged now;              it cannot be combined with --contracts or --proposed-config              (use -o json or -o summary for a preview)",
+        ));
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = crate::server::load_config(args.config.as_deref())
         .map_err(|e| CliError::new("loading the configuration", e))?;
@@ -94,11 +109,30 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
         let client = report::inventory::client(args.api_server.as_deref())
             .await
             .map_err(|e| CliError::new("connecting to the Kubernetes API", e))?;
-        report::inventory::list_all(&client)
+        let mut workloads: Vec<Workload> = report::inventory::list_all(&client)
             .await
             .map_err(|e| CliError::new("listing workloads", e))?
             .into_values()
-            .collect()
+            .collect();
+        let needed = report::scope::labels_needed(&engine.runtime())
+            || proposal.as_ref().is_some_and(|p| {
+                p.spec.report.scope().needs_labels() || p.spec.admission.trust_namespace_labels
+            });
+        if needed {
+            let source = crate::engine::namespaces::NamespaceLabels::new(
+                client,
+                std::time::Duration::from_secs(60),
+            );
+            // A namespace the configuration exempts by name needs no lookup;
+            // with a preview, both configurations' namespaces are read.
+            let scope = match &proposal {
+                None => engine.runtime().config.spec.report.scope().clone(),
+                Some(_) => report::scope::NamespaceScope::new(&Default::default())
+                    .map_err(|e| CliError::new("the preview's namespace scope", e))?,
+            };
+            report::scope::fill_namespace_labels(&mut workloads, &source, &scope).await;
+        }
+        workloads
     } else {
         let bytes = match args.input.as_deref() {
             None => {
@@ -124,6 +158,16 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
                 ReportOutput::Json => print_json(&current)?,
                 ReportOutput::Table => out!("{}", report::table(&current)),
                 ReportOutput::Summary => out!("{}", report::summary_text(&current)),
+                ReportOutput::PolicyReport => {
+                    let now = current
+                        .generated_at
+                        .parse()
+                        .unwrap_or_else(|_| engine.clock().now());
+                    let reports = report::policyreport::policy_reports(&current, now);
+                    let yaml = report::policyreport::to_yaml(&reports)
+                        .map_err(|e| CliError::new("printing PolicyReports", e))?;
+                    out!("{yaml}")
+                }
             }
             let all = current.summary.total.compliant == current.summary.total.workloads;
             Ok(if args.fail_on_noncompliant && !all {
@@ -138,7 +182,10 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
             let impact = report::diff(&current, &proposed);
             match args.output {
                 ReportOutput::Json => print_json(&impact)?,
-                _ => out!("{}", report::impact_table(&impact)),
+                ReportOutput::Summary => out!("{}", report::impact_summary_text(&impact)),
+                ReportOutput::Table | ReportOutput::PolicyReport => {
+                    out!("{}", report::impact_table(&impact))
+                }
             }
             Ok(if impact.denies_more() {
                 Exit::Denied

@@ -7,7 +7,13 @@
 //! expire) judge everything. Judging goes through the engine's caches with a
 //! concurrency limit, so the first report after start discovers each digest
 //! once, a few at a time. The latest report is served at `GET /v1/report`
-//! and summarised in gauges.
+//! and summarised in gauges; with `report.policyReports`, the writer task
+//! ([`super::writer`]) keeps the cluster's PolicyReports equal to it.
+//!
+//! Workloads in namespaces the webhooks exempt (`report.namespaceSelector`)
+//! are counted, not judged; when the selector (or a binding) needs
+//! namespace labels, they are read from the API (`get namespaces`, cached
+//! for a minute).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,9 +22,10 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 
 use super::inventory::{Inventory, WATCHED, watch_all};
-use super::{Report, Workload, WorkloadReport, assemble, evaluate};
+use super::{Report, Workload, WorkloadReport, assemble, judge};
 use crate::engine::Engine;
 use crate::engine::decision::Outcome;
+use crate::engine::namespaces::NamespaceLabels;
 use crate::metrics::ComplianceLabels;
 
 /// The latest report, shared with the HTTP handler.
@@ -36,24 +43,38 @@ impl LiveReport {
     }
 }
 
-/// Starts watching and evaluating; returns the live report and the tasks.
+/// Starts watching and evaluating, and the PolicyReport writer (which
+/// writes only while `report.policyReports` is on); returns the live report
+/// and the tasks.
 pub fn start(
     engine: Arc<Engine>,
     client: kube::Client,
 ) -> (Arc<LiveReport>, Vec<tokio::task::JoinHandle<()>>) {
     let live = Arc::new(LiveReport::default());
-    let mut tasks = watch_all(client, live.inventory.clone());
+    let mut tasks = watch_all(client.clone(), live.inventory.clone());
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let writer = super::writer::PolicyReportWriter::new(client.clone());
+    tasks.push(tokio::spawn(super::writer::run(writer, engine.clone(), rx)));
+    let namespaces = NamespaceLabels::new(client, Duration::from_secs(60));
     let l = live.clone();
-    tasks.push(tokio::spawn(async move { evaluate_loop(engine, l).await }));
+    tasks.push(tokio::spawn(async move {
+        evaluate_loop(engine, l, namespaces, tx).await
+    }));
     (live, tasks)
 }
 
-async fn evaluate_loop(engine: Arc<Engine>, live: Arc<LiveReport>) {
+async fn evaluate_loop(
+    engine: Arc<Engine>,
+    live: Arc<LiveReport>,
+    namespaces: NamespaceLabels,
+    published: tokio::sync::watch::Sender<Option<Arc<Report>>>,
+) {
     let inv = live.inventory.clone();
+    let mut changes = inv.subscribe();
     // Wait for the first list of every kind.
     while inv.lists() < WATCHED.len() as u64 {
         tokio::select! {
-            _ = inv.changed() => {}
+            _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
@@ -65,6 +86,9 @@ async fn evaluate_loop(engine: Arc<Engine>, live: Arc<LiveReport>) {
         let interval = spec.continuous.interval.0.max(Duration::from_secs(1));
         let concurrency = spec.continuous.concurrency.max(1);
         let generation = engine.generation();
+        // Seen before the snapshot: a change from here on wakes the next
+        // round, even one that lands while this round is judging.
+        changes.borrow_and_update();
         let snapshot = inv.snapshot();
         let full = generation != seen_generation || last_full.elapsed() >= interval;
         let todo: Vec<Workload> = snapshot
@@ -72,20 +96,37 @@ async fn evaluate_loop(engine: Arc<Engine>, live: Arc<LiveReport>) {
             .filter(|(k, w)| full || results.get(*k).is_none_or(|(old, _)| old != *w))
             .map(|(_, w)| w.clone())
             .collect();
+        let before = results.len();
         results.retain(|k, _| snapshot.contains_key(k));
-        if full || !todo.is_empty() || live.latest().is_none() {
+        // A removed workload changes the report too (and may empty a
+        // namespace, whose PolicyReport then goes).
+        let removed = results.len() != before;
+        if full || removed || !todo.is_empty() || live.latest().is_none() {
             let rt = engine.runtime();
-            let judged = evaluate(&engine, rt, &todo, concurrency).await;
-            for (w, r) in todo.into_iter().zip(judged.workloads) {
+            // Judge copies with their namespace labels; remember the
+            // inventory's own version, which the next round compares.
+            let mut labelled = todo.clone();
+            if super::scope::labels_needed(&rt) {
+                super::scope::fill_namespace_labels(
+                    &mut labelled,
+                    &namespaces,
+                    rt.config.spec.report.scope(),
+                )
+                .await;
+            }
+            // `judge` keeps the order, so results pair with their workloads.
+            let judged = judge(&engine, rt, &labelled, concurrency).await;
+            for (w, r) in todo.into_iter().zip(judged) {
                 results.insert(w.key(), (w, r));
             }
-            let report = assemble(
+            let report = Arc::new(assemble(
                 engine.clock().now(),
                 spec.team_label.clone(),
                 results.values().map(|(_, r)| r.clone()).collect(),
-            );
+            ));
             publish(&engine, &report);
-            live.latest.store(Some(Arc::new(report)));
+            live.latest.store(Some(report.clone()));
+            published.send_replace(Some(report));
             if full {
                 seen_generation = generation;
                 last_full = tokio::time::Instant::now();
@@ -94,7 +135,7 @@ async fn evaluate_loop(engine: Arc<Engine>, live: Arc<LiveReport>) {
         // Next round: an inventory change, a reload, or the interval.
         let until_full = interval.saturating_sub(last_full.elapsed());
         tokio::select! {
-            _ = inv.changed() => {
+            _ = changes.changed() => {
                 // Coalesce bursts of events.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -119,7 +160,9 @@ fn publish(engine: &Engine, report: &Report) {
     let mut deny: BTreeMap<(String, String), i64> = BTreeMap::new();
     for w in &report.workloads {
         let team = w.team.clone().unwrap_or_default();
-        let status = if w.compliant {
+        let status = if w.unreadable.is_some() {
+            "unreadable"
+        } else if w.compliant {
             "compliant"
         } else {
             "non-compliant"

@@ -67,21 +67,44 @@ fn api(
     Api::all_with(client.clone(), &resource)
 }
 
-/// Workloads from one object, keyed by `namespace/Kind/name`.
+/// The `apiVersion` of a watched kind.
+fn api_version_of(kind: &str) -> String {
+    WATCHED
+        .iter()
+        .find(|(_, _, k, _)| *k == kind)
+        .map(|(g, v, _, _)| {
+            if g.is_empty() {
+                (*v).to_owned()
+            } else {
+                format!("{g}/{v}")
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// Workloads from one object, keyed by `namespace/Kind/name`. An object
+/// that does not read is kept as an unreadable workload (reported, not
+/// compliant), never skipped.
 fn from_object(kind: &str, o: &DynamicObject) -> Option<(String, Workload)> {
-    let mut v = serde_json::to_value(o).ok()?;
+    let mut v = match serde_json::to_value(o) {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({"metadata": {
+            "name": o.metadata.name, "namespace": o.metadata.namespace, "uid": o.metadata.uid},
+            "spec": format!("unserialisable: {e}")}),
+    };
     // List items carry no kind; the collection says what they are.
     if let Some(m) = v.as_object_mut() {
         m.insert("kind".into(), serde_json::Value::String(kind.to_owned()));
+        m.insert(
+            "apiVersion".into(),
+            serde_json::Value::String(api_version_of(kind)),
+        );
     }
-    match workload_of(&v) {
-        Ok(Some(w)) => Some((w.key(), w)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(kind, error = %e, "unreadable workload skipped from the report");
-            None
-        }
+    let w = workload_of(&v)?;
+    if let Some(why) = &w.unreadable {
+        tracing::warn!(kind, workload = %w.key(), error = %why, "unreadable workload: reported as such");
     }
+    Some((w.key(), w))
 }
 
 async fn list_kind(
@@ -118,12 +141,23 @@ pub async fn list_all(client: &kube::Client) -> Result<BTreeMap<String, Workload
 }
 
 /// The live inventory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inventory {
     workloads: RwLock<BTreeMap<String, Workload>>,
-    version: std::sync::atomic::AtomicU64,
-    changed: tokio::sync::Notify,
+    /// The change counter; receivers never miss a change that happens
+    /// while they are busy (a `Notify` would).
+    version: tokio::sync::watch::Sender<u64>,
     relists: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory {
+            workloads: RwLock::default(),
+            version: tokio::sync::watch::Sender::new(0),
+            relists: std::sync::atomic::AtomicU64::default(),
+        }
+    }
 }
 
 impl Inventory {
@@ -134,7 +168,7 @@ impl Inventory {
 
     /// Increases on every change.
     pub fn version(&self) -> u64 {
-        self.version.load(std::sync::atomic::Ordering::SeqCst)
+        *self.version.borrow()
     }
 
     /// How many times a kind was (re)listed.
@@ -144,13 +178,18 @@ impl Inventory {
 
     /// Waits for the next change.
     pub async fn changed(&self) {
-        self.changed.notified().await;
+        let _ = self.subscribe().changed().await;
+    }
+
+    /// Changes from now on: `changed()` on the receiver returns as soon as
+    /// a change happened since the receiver last looked
+    /// (`borrow_and_update`), even one made while its holder was busy.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     fn bump(&self) {
-        self.version
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.version.send_modify(|v| *v += 1);
     }
 
     fn replace_kind(&self, kind: &str, items: BTreeMap<String, Workload>) {

@@ -3,19 +3,28 @@
 //! [`workloads_from_list`] reads `kubectl get … -o json` output (or objects
 //! from the API, [`inventory`]) into [`Workload`]s: one per top-level object
 //! (a Pod or Job owned by a controller is represented by that controller's
-//! template). [`evaluate`] judges them with the engine — through the same
-//! caches as admission, with a concurrency limit, so every distinct digest
-//! is discovered and verified once — into a [`Report`] grouped by namespace
-//! and team. [`diff`] compares two reports (current and proposed contracts)
-//! into an [`Impact`].
+//! template). An object that cannot be read (no name, no namespace, a
+//! malformed spec) is kept as an unreadable workload, reported and counted,
+//! never dropped or counted compliant. [`evaluate`] judges the workloads in
+//! the namespaces admission sees ([`scope`]: the webhooks' own exemptions)
+//! with the engine — through the same caches as admission, with a
+//! concurrency limit, so every distinct digest is discovered and verified
+//! once — into a [`Report`] grouped by namespace and team. [`diff`] compares
+//! two reports (current and proposed contracts) into an [`Impact`].
+//! [`policyreport`] turns a report into `wgpolicyk8s.io/v1alpha2`
+//! PolicyReports, and [`writer`] keeps them in the cluster.
 
 pub mod continuous;
 pub mod inventory;
+pub mod policyreport;
+pub mod scope;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::images::{ObjectImage, images_of};
@@ -24,19 +33,74 @@ use crate::engine::{DecisionRequest, Engine, ImageUse, Runtime};
 use crate::policy::RequestContext;
 use crate::wire::ImageReport;
 
+use self::scope::{InScope, NamespaceScope};
+
 /// The report's `apiVersion`.
 pub const REPORT_V1: &str = "provgate.dev/report/v1";
 
 /// The `report` section of the configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(try_from = "RawReportSpec", rename_all = "camelCase")]
 pub struct ReportSpec {
     /// The object label that names the owning team.
-    #[serde(default = "default_team_label")]
     pub team_label: String,
     /// Continuous in-cluster reporting in `provgate serve`.
-    #[serde(default)]
     pub continuous: ContinuousSpec,
+    /// The namespaces judged: the admission webhooks' `namespaceSelector`
+    /// (the chart writes the same selector into both). Default: every
+    /// namespace but `kube-system`. See [`scope`].
+    pub namespace_selector: LabelSelector,
+    /// Keep `wgpolicyk8s.io/v1alpha2` PolicyReports (one per namespace,
+    /// named `provgate`) up to date in the cluster from the continuous
+    /// report. Needs `continuous.enabled`.
+    pub policy_reports: bool,
+    /// The compiled `namespace_selector`.
+    #[serde(skip)]
+    scope: NamespaceScope,
+}
+
+/// The `report` section as written; checked into a [`ReportSpec`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawReportSpec {
+    #[serde(default = "default_team_label")]
+    team_label: String,
+    #[serde(default)]
+    continuous: ContinuousSpec,
+    #[serde(default = "scope::default_selector")]
+    namespace_selector: LabelSelector,
+    #[serde(default)]
+    policy_reports: bool,
+}
+
+impl TryFrom<RawReportSpec> for ReportSpec {
+    type Error = String;
+
+    fn try_from(raw: RawReportSpec) -> Result<Self, String> {
+        let scope = NamespaceScope::new(&raw.namespace_selector).map_err(|e| e.to_string())?;
+        if raw.policy_reports && !raw.continuous.enabled {
+            return Err(
+                "report.policyReports needs report.continuous.enabled: true \
+                 (the server writes PolicyReports from its continuous report; \
+                 `provgate report -o policyreport` needs neither)"
+                    .into(),
+            );
+        }
+        Ok(ReportSpec {
+            team_label: raw.team_label,
+            continuous: raw.continuous,
+            namespace_selector: raw.namespace_selector,
+            policy_reports: raw.policy_reports,
+            scope,
+        })
+    }
+}
+
+impl ReportSpec {
+    /// The compiled `namespaceSelector`.
+    pub fn scope(&self) -> &NamespaceScope {
+        &self.scope
+    }
 }
 
 fn default_team_label() -> String {
@@ -48,6 +112,9 @@ impl Default for ReportSpec {
         ReportSpec {
             team_label: default_team_label(),
             continuous: ContinuousSpec::default(),
+            namespace_selector: scope::default_selector(),
+            policy_reports: false,
+            scope: NamespaceScope::default(),
         }
     }
 }
@@ -93,16 +160,27 @@ impl Default for ContinuousSpec {
 /// One running workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
-    /// Namespace.
+    /// Namespace (empty when the object has none: then it is unreadable).
     pub namespace: String,
     /// Kind.
     pub kind: String,
-    /// Name.
+    /// Name (empty when the object has none: then it is unreadable).
     pub name: String,
+    /// `apiVersion` of the object (`apps/v1`, `v1`, …).
+    pub api_version: String,
+    /// `metadata.uid`, when the object has one.
+    pub uid: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Its images.
     pub images: Vec<ObjectImage>,
+    /// Why the object could not be read; such a workload is reported as
+    /// unreadable (not compliant), never judged or dropped.
+    pub unreadable: Option<String>,
+    /// The labels of its namespace, when known (from `Namespace` objects in
+    /// the input, or the API). Used by the namespace selector and by
+    /// label-selected bindings (`admission.trustNamespaceLabels`).
+    pub namespace_labels: Option<BTreeMap<String, String>>,
 }
 
 impl Workload {
@@ -121,16 +199,16 @@ pub enum ReportError {
     Input(String),
 }
 
-/// Objects judged, by kind.
-const KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
+/// Objects judged, by kind, with the `apiVersion` the API serves them as.
+pub const KINDS: &[(&str, &str)] = &[
+    ("Pod", "v1"),
+    ("Deployment", "apps/v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("DaemonSet", "apps/v1"),
+    ("Job", "batch/v1"),
+    ("CronJob", "batch/v1"),
+    ("ReplicationController", "v1"),
 ];
 
 /// Whether an object is owned by a controller (represented by it).
@@ -145,15 +223,17 @@ fn controlled(object: &serde_json::Value) -> bool {
 }
 
 /// One object into a workload; `None` for other kinds and controlled
-/// objects. Objects that do not parse are errors (the report must not
-/// quietly drop a workload).
-pub fn workload_of(object: &serde_json::Value) -> Result<Option<Workload>, ReportError> {
+/// objects. An object of a judged kind that cannot be read (no name, no
+/// namespace, a spec that does not parse) is an unreadable workload: the
+/// report must neither drop it quietly nor count it compliant.
+pub fn workload_of(object: &serde_json::Value) -> Option<Workload> {
     let kind = object
         .get("kind")
         .and_then(|k| k.as_str())
         .unwrap_or_default();
-    if !KINDS.contains(&kind) || controlled(object) {
-        return Ok(None);
+    let (_, default_version) = KINDS.iter().find(|(k, _)| *k == kind)?;
+    if controlled(object) {
+        return None;
     }
     let meta = |k: &str| {
         object
@@ -162,23 +242,48 @@ pub fn workload_of(object: &serde_json::Value) -> Result<Option<Workload>, Repor
             .unwrap_or_default()
             .to_owned()
     };
+    let api_version = object
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or(default_version)
+        .to_owned();
     let labels = object
         .pointer("/metadata/labels")
         .and_then(|l| serde_json::from_value::<BTreeMap<String, String>>(l.clone()).ok())
         .unwrap_or_default();
-    let images = images_of(kind, object)
-        .map_err(|e| ReportError::Input(e.to_string()))?
-        .unwrap_or_default();
-    Ok(Some(Workload {
-        namespace: meta("namespace"),
+    let (namespace, name) = (meta("namespace"), meta("name"));
+    let mut problems = Vec::new();
+    if name.is_empty() {
+        problems.push("it has no metadata.name".to_owned());
+    }
+    if namespace.is_empty() {
+        problems.push("it has no metadata.namespace".to_owned());
+    }
+    let images = match images_of(kind, object) {
+        Ok(images) => images.unwrap_or_default(),
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let uid = Some(meta("uid")).filter(|u| !u.is_empty());
+    Some(Workload {
+        namespace,
         kind: kind.to_owned(),
-        name: meta("name"),
+        name,
+        api_version,
+        uid,
         labels,
         images,
-    }))
+        unreadable: (!problems.is_empty())
+            .then(|| format!("unreadable {kind}: {}", problems.join("; "))),
+        namespace_labels: None,
+    })
 }
 
 /// Workloads from `kubectl get … -A -o json` (a `List`) or one object.
+/// `Namespace` objects in the list give their namespaces' labels (for the
+/// namespace selector and label-selected bindings).
 pub fn workloads_from_list(bytes: &[u8]) -> Result<Vec<Workload>, ReportError> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ReportError::Input(e.to_string()))?;
@@ -187,11 +292,28 @@ pub fn workloads_from_list(bytes: &[u8]) -> Result<Vec<Workload>, ReportError> {
         None if v.get("kind").is_some() => vec![v],
         None => return Err(ReportError::Input("no `items` and no `kind`".into())),
     };
+    let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut out = Vec::new();
-    for item in &items {
-        if let Some(w) = workload_of(item)? {
+    for (i, item) in items.iter().enumerate() {
+        if item.get("kind").and_then(|k| k.as_str()) == Some("Namespace") {
+            if let Some(name) = item.pointer("/metadata/name").and_then(|n| n.as_str()) {
+                let labels = item
+                    .pointer("/metadata/labels")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok())
+                    .unwrap_or_default();
+                namespaces.insert(name.to_owned(), labels);
+            }
+            continue;
+        }
+        if let Some(mut w) = workload_of(item) {
+            if let Some(why) = &mut w.unreadable {
+                why.push_str(&format!(" (items[{i}])"));
+            }
             out.push(w);
         }
+    }
+    for w in &mut out {
+        w.namespace_labels = namespaces.get(&w.namespace).cloned();
     }
     out.sort_by_key(|w| w.key());
     Ok(out)
@@ -207,28 +329,50 @@ pub struct WorkloadReport {
     pub kind: String,
     /// Name.
     pub name: String,
+    /// `apiVersion` of the object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// `metadata.uid`, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The team (the configured label), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
-    /// What admission would answer for it now.
+    /// What admission would answer for it now (`deny` for an unreadable
+    /// object: admission fails closed on what it cannot read).
     pub outcome: Outcome,
     /// No contract fails for any image, in any mode (audit and warn
-    /// included); exemptions count as compliant.
+    /// included); exemptions count as compliant. Never true for an
+    /// unreadable object.
     pub compliant: bool,
+    /// Why the object could not be read (it was not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+    /// In a namespace the webhooks exempt (`report.namespaceSelector`):
+    /// not judged, only counted in `summary.excluded`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded: bool,
     /// Each image.
     pub images: Vec<ImageReport>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Counts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
-    /// Workloads.
+    /// Workloads (unreadable ones included).
     pub workloads: usize,
     /// Compliant ones.
     pub compliant: usize,
     /// Ones admission would deny now.
     pub would_deny: usize,
+    /// Objects that could not be read (neither judged nor compliant).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable: usize,
 }
 
 /// The summary.
@@ -243,6 +387,10 @@ pub struct Summary {
     pub by_namespace: BTreeMap<String, Counts>,
     /// Distinct digests judged.
     pub digests: usize,
+    /// Workloads not judged because the webhooks exempt their namespace
+    /// (`report.namespaceSelector`), by namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded: BTreeMap<String, usize>,
 }
 
 /// A compliance report (`provgate.dev/report/v1`).
@@ -257,7 +405,8 @@ pub struct Report {
     pub team_label: String,
     /// The counts.
     pub summary: Summary,
-    /// Per workload, sorted by namespace, kind and name.
+    /// Per judged workload (unreadable ones included), sorted by
+    /// namespace, kind and name.
     pub workloads: Vec<WorkloadReport>,
 }
 
@@ -269,8 +418,32 @@ fn image_compliant(i: &ImageReport) -> bool {
             .all(|c| c.verdict != Verdict::Deny.as_str() && c.verdict != Verdict::Error.as_str())
 }
 
+/// A report entry for a workload that is not judged: unreadable, or in an
+/// exempt namespace.
+fn unjudged(w: &Workload, team_label: &str, excluded: bool) -> WorkloadReport {
+    WorkloadReport {
+        namespace: w.namespace.clone(),
+        kind: w.kind.clone(),
+        name: w.name.clone(),
+        api_version: w.api_version.clone(),
+        uid: w.uid.clone(),
+        team: w.labels.get(team_label).cloned(),
+        outcome: if excluded {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        },
+        compliant: excluded,
+        unreadable: if excluded { None } else { w.unreadable.clone() },
+        excluded,
+        images: Vec::new(),
+    }
+}
+
 /// Judges `workloads` with `engine` under the configuration `rt` (the
-/// engine's own, or a proposed one sharing its caches).
+/// engine's own, or a proposed one sharing its caches). Workloads in
+/// namespaces the configuration's `report.namespaceSelector` exempts are
+/// only counted; unreadable ones are reported, not judged.
 pub async fn evaluate(
     engine: &Engine,
     rt: Arc<Runtime>,
@@ -278,72 +451,104 @@ pub async fn evaluate(
     concurrency: usize,
 ) -> Report {
     let team_label = rt.config.spec.report.team_label.clone();
-    // Owned items: the futures must not borrow from the iterator (they run
-    // on the server's tasks in continuous mode).
-    let results: Vec<WorkloadReport> =
-        futures_util::stream::iter(workloads.iter().cloned().map(|w| {
-            let rt = rt.clone();
-            let team_label = team_label.clone();
-            async move {
-                let request = DecisionRequest {
-                    images: w
-                        .images
-                        .iter()
-                        .map(|i| ImageUse {
-                            image: i.image.clone(),
-                            container: Some(i.name.clone()),
-                            path: i.pointer.clone(),
-                        })
-                        .collect(),
-                    context: RequestContext {
-                        source: "report".into(),
-                        namespace: Some(w.namespace.clone()),
-                        kind: Some(w.kind.clone()),
-                        name: Some(w.name.clone()),
-                        container: None,
-                        operation: None,
-                        labels: w.labels.clone(),
-                        namespace_labels: Default::default(),
-                        user: None,
-                    },
-                    deadline: None,
-                    contracts: None,
-                };
-                let decisions = engine.decide_with(rt, &request).await;
-                let images: Vec<ImageReport> = decisions
-                    .iter()
-                    .map(|d| ImageReport::from_decision(d, false))
-                    .collect();
-                let outcome = images
-                    .iter()
-                    .map(|i| i.outcome)
-                    .max()
-                    .unwrap_or(Outcome::Allow);
-                WorkloadReport {
-                    namespace: w.namespace.clone(),
-                    kind: w.kind.clone(),
-                    name: w.name.clone(),
-                    team: w.labels.get(&team_label).cloned(),
-                    outcome,
-                    compliant: images.iter().all(image_compliant),
-                    images,
-                }
-            }
-        }))
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    let results = judge(engine, rt, workloads, concurrency).await;
     assemble(engine.clock().now(), team_label, results)
 }
 
+/// One result per workload, in the order given (see [`evaluate`]).
+pub async fn judge(
+    engine: &Engine,
+    rt: Arc<Runtime>,
+    workloads: &[Workload],
+    concurrency: usize,
+) -> Vec<WorkloadReport> {
+    let team_label = rt.config.spec.report.team_label.clone();
+    // Owned items: the futures must not borrow from the iterator (they run
+    // on the server's tasks in continuous mode).
+    futures_util::stream::iter(workloads.iter().cloned().map(|w| {
+        let rt = rt.clone();
+        let team_label = team_label.clone();
+        async move {
+            // An exempt namespace first: admission never sees anything in
+            // it, readable or not. An object without a namespace cannot be
+            // placed, so it is unreadable wherever it came from.
+            let scope = rt.config.spec.report.scope();
+            if !w.namespace.is_empty()
+                && scope.check(&w.namespace, w.namespace_labels.as_ref()) == InScope::Exempt
+            {
+                return unjudged(&w, &team_label, true);
+            }
+            if w.unreadable.is_some() {
+                return unjudged(&w, &team_label, false);
+            }
+            let request = DecisionRequest {
+                images: w
+                    .images
+                    .iter()
+                    .map(|i| ImageUse {
+                        image: i.image.clone(),
+                        container: Some(i.name.clone()),
+                        path: i.pointer.clone(),
+                    })
+                    .collect(),
+                context: RequestContext {
+                    source: "report".into(),
+                    namespace: Some(w.namespace.clone()),
+                    kind: Some(w.kind.clone()),
+                    name: Some(w.name.clone()),
+                    container: None,
+                    operation: None,
+                    labels: w.labels.clone(),
+                    // Known labels serve label-selected bindings exactly
+                    // as admission's lookup would (only when the operator
+                    // trusts namespace labels; the engine checks).
+                    namespace_labels: w.namespace_labels.clone().unwrap_or_default(),
+                    user: None,
+                },
+                deadline: None,
+                contracts: None,
+            };
+            let decisions = engine.decide_with(rt, &request).await;
+            let images: Vec<ImageReport> = decisions
+                .iter()
+                .map(|d| ImageReport::from_decision(d, false))
+                .collect();
+            let outcome = images
+                .iter()
+                .map(|i| i.outcome)
+                .max()
+                .unwrap_or(Outcome::Allow);
+            WorkloadReport {
+                namespace: w.namespace.clone(),
+                kind: w.kind.clone(),
+                name: w.name.clone(),
+                api_version: w.api_version.clone(),
+                uid: w.uid.clone(),
+                team: w.labels.get(&team_label).cloned(),
+                outcome,
+                compliant: images.iter().all(image_compliant),
+                unreadable: None,
+                excluded: false,
+                images,
+            }
+        }
+    }))
+    .buffered(concurrency.max(1))
+    .collect()
+    .await
+}
+
 /// A report over workload results (sorted by namespace, kind and name).
-pub fn assemble(
-    now: jiff::Timestamp,
-    team_label: String,
-    mut results: Vec<WorkloadReport>,
-) -> Report {
+/// Results in exempt namespaces are counted in `summary.excluded` and left
+/// out of the list.
+pub fn assemble(now: jiff::Timestamp, team_label: String, results: Vec<WorkloadReport>) -> Report {
+    let (excluded, mut results): (Vec<WorkloadReport>, Vec<WorkloadReport>) =
+        results.into_iter().partition(|w| w.excluded);
     results.sort_by(|a, b| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)));
     let mut summary = Summary::default();
+    for w in &excluded {
+        *summary.excluded.entry(w.namespace.clone()).or_default() += 1;
+    }
     let mut digests = std::collections::BTreeSet::new();
     for w in &results {
         for c in [
@@ -357,6 +562,7 @@ pub fn assemble(
             c.workloads += 1;
             c.compliant += usize::from(w.compliant);
             c.would_deny += usize::from(w.outcome == Outcome::Deny);
+            c.unreadable += usize::from(w.unreadable.is_some());
         }
         digests.extend(w.images.iter().filter_map(|i| i.digest.clone()));
     }
@@ -455,13 +661,19 @@ pub fn diff(current: &Report, proposed: &Report) -> Impact {
 pub fn table(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let mut ns = "";
+    let mut ns: Option<&str> = None;
     for w in &r.workloads {
-        if w.namespace != ns {
-            ns = &w.namespace;
-            let _ = writeln!(s, "namespace {ns}");
+        if ns != Some(w.namespace.as_str()) {
+            ns = Some(&w.namespace);
+            if w.namespace.is_empty() {
+                let _ = writeln!(s, "(no namespace)");
+            } else {
+                let _ = writeln!(s, "namespace {}", w.namespace);
+            }
         }
-        let status = if w.compliant {
+        let status = if w.unreadable.is_some() {
+            "UNREADABLE"
+        } else if w.compliant {
             "compliant"
         } else {
             "NON-COMPLIANT"
@@ -478,6 +690,9 @@ pub fn table(r: &Report) -> String {
             w.name,
             w.outcome.as_str()
         );
+        if let Some(why) = &w.unreadable {
+            let _ = writeln!(s, "    error: {why}");
+        }
         for i in &w.images {
             let _ = writeln!(
                 s,
@@ -527,6 +742,26 @@ pub fn summary_text(r: &Report) -> String {
         "\n{} of {} workloads compliant; {} would be denied by admission now ({} distinct digests)",
         t.compliant, t.workloads, t.would_deny, r.summary.digests
     );
+    if t.unreadable > 0 {
+        let _ = writeln!(
+            s,
+            "  {} unreadable (not judged, not compliant): fix the objects or the input",
+            t.unreadable
+        );
+    }
+    if !r.summary.excluded.is_empty() {
+        let list: Vec<String> = r
+            .summary
+            .excluded
+            .iter()
+            .map(|(ns, n)| format!("{ns} ({n})"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  not judged, exempt from admission by report.namespaceSelector: {}",
+            list.join(", ")
+        );
+    }
     for (team, c) in &r.summary.by_team {
         let name = if team.is_empty() {
             format!("(no {} label)", r.team_label)
@@ -572,6 +807,14 @@ pub fn impact_table(i: &Impact) -> String {
     section(&mut s, "would newly be DENIED", &i.newly_denied);
     section(&mut s, "would newly be warned", &i.newly_warned);
     section(&mut s, "would improve", &i.improved);
+    s.push_str(&impact_summary_text(i));
+    s
+}
+
+/// The impact in a few lines: the totals, then per team.
+pub fn impact_summary_text(i: &Impact) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "{} workloads compared: {} newly denied, {} newly warned, {} improved",
@@ -580,6 +823,25 @@ pub fn impact_table(i: &Impact) -> String {
         i.newly_warned.len(),
         i.improved.len()
     );
+    // Per team: (newly denied, newly warned, improved).
+    let mut teams: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for (list, slot) in [(&i.newly_denied, 0), (&i.newly_warned, 1), (&i.improved, 2)] {
+        for c in list {
+            let e = teams.entry(c.team.as_deref().unwrap_or("")).or_default();
+            match slot {
+                0 => e.0 += 1,
+                1 => e.1 += 1,
+                _ => e.2 += 1,
+            }
+        }
+    }
+    for (team, (d, w, b)) in teams {
+        let name = if team.is_empty() { "(no team)" } else { team };
+        let _ = writeln!(
+            s,
+            "  team {name}: {d} newly denied, {w} newly warned, {b} improved"
+        );
+    }
     s
 }
 
@@ -605,9 +867,113 @@ mod tests {
     }
 
     #[test]
-    fn malformed_workloads_are_errors() {
-        let bad = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": 3}});
-        assert!(workloads_from_list(bad.to_string().as_bytes()).is_err());
+    fn input_that_is_not_a_list_or_object_is_an_error() {
         assert!(workloads_from_list(b"[1,2]").is_err());
+        assert!(workloads_from_list(b"{\"items\": 3}").is_err());
+        assert!(workloads_from_list(b"not json").is_err());
+    }
+
+    #[test]
+    fn unreadable_objects_are_kept_as_unreadable_workloads() {
+        let list = json!({"kind": "List", "items": [
+            {"kind": "Pod", "metadata": {"name": "p", "namespace": "a"}, "spec": {"containers": 3}},
+            {"kind": "Pod", "metadata": {"namespace": "a"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}},
+            {"kind": "Pod", "metadata": {"name": "ok", "namespace": "a"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+        ]});
+        let w = workloads_from_list(list.to_string().as_bytes()).unwrap();
+        let by_key: BTreeMap<String, &Workload> = w.iter().map(|w| (w.key(), w)).collect();
+        assert_eq!(w.len(), 4, "{by_key:?}");
+        let why = |k: &str| by_key[k].unreadable.clone().unwrap_or_default();
+        assert!(
+            why("a/Pod/p").contains("cannot read the Pod"),
+            "{}",
+            why("a/Pod/p")
+        );
+        assert!(
+            why("a/Pod/").contains("no metadata.name"),
+            "{}",
+            why("a/Pod/")
+        );
+        assert!(why("a/Pod/").contains("items[1]"), "{}", why("a/Pod/"));
+        assert!(why("/Deployment/d").contains("no metadata.namespace"));
+        assert_eq!(by_key["a/Pod/ok"].unreadable, None);
+        assert_eq!(by_key["a/Pod/ok"].api_version, "v1");
+    }
+
+    #[test]
+    fn unreadable_workloads_count_as_neither_compliant_nor_allowed() {
+        let w = Workload {
+            namespace: String::new(),
+            kind: "Pod".into(),
+            name: "p".into(),
+            api_version: "v1".into(),
+            uid: None,
+            labels: BTreeMap::new(),
+            images: Vec::new(),
+            unreadable: Some("unreadable Pod: it has no metadata.namespace".into()),
+            namespace_labels: None,
+        };
+        let r = assemble(
+            jiff::Timestamp::UNIX_EPOCH,
+            "team".into(),
+            vec![unjudged(&w, "team", false)],
+        );
+        assert_eq!(
+            r.summary.total,
+            Counts {
+                workloads: 1,
+                compliant: 0,
+                would_deny: 1,
+                unreadable: 1
+            }
+        );
+        assert!(table(&r).contains("Pod/p: UNREADABLE"), "{}", table(&r));
+    }
+
+    #[test]
+    fn namespace_objects_in_the_input_give_their_labels() {
+        let list = json!({"kind": "List", "items": [
+            {"kind": "Namespace", "metadata": {"name": "a", "labels": {"provgate.dev/ignore": "true"}}},
+            {"kind": "Pod", "metadata": {"name": "p", "namespace": "a"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            {"kind": "Pod", "metadata": {"name": "q", "namespace": "b"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+        ]});
+        let w = workloads_from_list(list.to_string().as_bytes()).unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            w[0].namespace_labels
+                .as_ref()
+                .and_then(|l| l.get("provgate.dev/ignore"))
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(w[1].namespace_labels, None);
+    }
+
+    #[test]
+    fn report_spec_checks_its_selector_and_policy_reports_needs_continuous() {
+        let ok: ReportSpec = serde_yaml_ng::from_str("{}").unwrap();
+        assert!(!ok.policy_reports);
+        assert_eq!(
+            ok.scope().check("kube-system", None),
+            scope::InScope::Exempt
+        );
+        let err = serde_yaml_ng::from_str::<ReportSpec>("policyReports: true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("report.continuous.enabled"), "{err}");
+        assert!(
+            serde_yaml_ng::from_str::<ReportSpec>(
+                "policyReports: true\ncontinuous: {enabled: true}"
+            )
+            .is_ok()
+        );
+        let err = serde_yaml_ng::from_str::<ReportSpec>(
+            "namespaceSelector: {matchExpressions: [{key: a, operator: Bogus, values: [x]}]}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown operator"), "{err}");
+        assert!(serde_yaml_ng::from_str::<ReportSpec>("teamLabl: x").is_err());
     }
 }

@@ -7,9 +7,10 @@
 //! fails here and not on a cluster), and check the facts the chart exists to
 //! guarantee: fail-closed webhooks that see every workload kind and
 //! ephemeral containers, namespace exclusions by the immutable
-//! `kubernetes.io/metadata.name` label, a restricted pod, no API access
-//! unless reporting is on, TLS material that matches its mode, and a config
-//! file that provgate's own loader compiles.
+//! `kubernetes.io/metadata.name` label (and the same exclusions for the
+//! report), a restricted pod, no API access unless reporting is on (and
+//! PolicyReport writes only when asked for), TLS material that matches its
+//! mode, and a config file that provgate's own loader compiles.
 //!
 //! A missing render directory is a failure, not a skip: run `.ci/chart.sh`.
 
@@ -49,6 +50,7 @@ const SCENARIOS: &[&str] = &[
     "network-policy",
     "opt-out-label",
     "report-continuous",
+    "report-policyreports",
     "service-monitor",
 ];
 
@@ -973,8 +975,68 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
                 .any(|o| matches!(o, Object::Role(_) | Object::RoleBinding(_))),
             "{ctx}: namespaced RBAC"
         );
+        let policy_reports = r.flag("report.policyReports");
+        let opt_out = r.flag("webhook.namespaceOptOut.enabled");
         let is_ns =
             |name: &Option<String>| name.as_deref().is_some_and(|n| n.ends_with("-namespaces"));
+        let is_polr = |name: &Option<String>| {
+            name.as_deref()
+                .is_some_and(|n| n.ends_with("-policyreports"))
+        };
+        // PolicyReport writes: exactly when asked for, and only those.
+        let polr_roles: Vec<&ClusterRole> = r
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::ClusterRole(c) if is_polr(&c.metadata.name) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let polr_bindings: Vec<&ClusterRoleBinding> = r
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::ClusterRoleBinding(c) if is_polr(&c.metadata.name) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if report && policy_reports {
+            assert_eq!(
+                (polr_roles.len(), polr_bindings.len()),
+                (1, 1),
+                "{ctx}: policyreports role"
+            );
+            let rules = polr_roles[0].rules.as_deref().unwrap_or_default();
+            assert_eq!(rules.len(), 1, "{ctx}");
+            assert_eq!(strs(&rules[0].api_groups), ["wgpolicyk8s.io"], "{ctx}");
+            assert_eq!(strs(&rules[0].resources), ["policyreports"], "{ctx}");
+            assert_eq!(
+                rules[0].verbs,
+                ["get", "list", "create", "update", "patch", "delete"],
+                "{ctx}"
+            );
+            assert!(rules[0].resource_names.is_none() && rules[0].non_resource_urls.is_none());
+            let b = polr_bindings[0];
+            assert_eq!(Some(&b.role_ref.name), polr_roles[0].metadata.name.as_ref());
+            let subjects = b.subjects.as_deref().unwrap_or_default();
+            assert_eq!(subjects.len(), 1, "{ctx}");
+            assert_eq!(Some(&subjects[0].name), sa.metadata.name.as_ref());
+        } else {
+            assert!(
+                polr_roles.is_empty() && polr_bindings.is_empty(),
+                "{ctx}: policyreports RBAC without report.policyReports"
+            );
+        }
+        // Nothing else anywhere may touch wgpolicyk8s.io.
+        for o in &r.objects {
+            if let Object::ClusterRole(c) = o
+                && !is_polr(&c.metadata.name)
+            {
+                for rule in c.rules.iter().flatten() {
+                    assert!(!strs(&rule.api_groups).contains(&"wgpolicyk8s.io"), "{ctx}");
+                }
+            }
+        }
         let ns_roles: Vec<&ClusterRole> = r
             .objects
             .iter()
@@ -983,7 +1045,9 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
                 _ => None,
             })
             .collect();
-        if ns_labels {
+        // `get namespaces`: for label-selected bindings, and for the report
+        // to honour the webhooks' opt-out label.
+        if ns_labels || (report && opt_out) {
             assert_eq!(ns_roles.len(), 1, "{ctx}: namespaces role");
             let rules = ns_roles[0].rules.as_deref().unwrap_or_default();
             assert_eq!(rules.len(), 1, "{ctx}");
@@ -993,14 +1057,18 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
         } else {
             assert!(
                 ns_roles.is_empty(),
-                "{ctx}: namespaces role without trustNamespaceLabels"
+                "{ctx}: namespaces role without trustNamespaceLabels or the report's opt-out label"
             );
         }
         let roles: Vec<&ClusterRole> = r
             .objects
             .iter()
             .filter_map(|o| match o {
-                Object::ClusterRole(c) if !is_ns(&c.metadata.name) => Some(c),
+                Object::ClusterRole(c)
+                    if !is_ns(&c.metadata.name) && !is_polr(&c.metadata.name) =>
+                {
+                    Some(c)
+                }
                 _ => None,
             })
             .collect();
@@ -1008,7 +1076,11 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
             .objects
             .iter()
             .filter_map(|o| match o {
-                Object::ClusterRoleBinding(c) if !is_ns(&c.metadata.name) => Some(c),
+                Object::ClusterRoleBinding(c)
+                    if !is_ns(&c.metadata.name) && !is_polr(&c.metadata.name) =>
+                {
+                    Some(c)
+                }
                 _ => None,
             })
             .collect();
@@ -1417,6 +1489,20 @@ fn chart_config_is_what_provgate_loads() {
             r.flag("report.continuous.enabled"),
             "{ctx}: report.continuous"
         );
+        assert_eq!(
+            spec.report.policy_reports,
+            r.flag("report.policyReports"),
+            "{ctx}: report.policyReports"
+        );
+        // The report judges exactly the namespaces the webhooks see.
+        for h in r.webhooks() {
+            assert_eq!(
+                Some(&spec.report.namespace_selector),
+                h.namespace_selector,
+                "{ctx}: report.namespaceSelector differs from the {} webhook's",
+                h.config
+            );
+        }
 
         // Compile it the way the pod would: with its volumes where it mounts them.
         let tmp = tempfile::tempdir().unwrap();

@@ -723,6 +723,29 @@ fn scale_5000_pods_over_200_digests_discover_each_digest_once() {
         took.as_secs_f64(),
         2
     );
+    // The same report as PolicyReports: one per namespace, each valid.
+    let started = Instant::now();
+    let reports =
+        provgate::report::policyreport::policy_reports(&report, jiff::Timestamp::UNIX_EPOCH);
+    let yaml = provgate::report::policyreport::to_yaml(&reports).unwrap();
+    let took = started.elapsed();
+    assert_eq!(reports.len(), 7);
+    let results: usize = reports.iter().map(|r| r.results.len()).sum();
+    assert_eq!(
+        results, 5000,
+        "one result per pod (one image, one contract)"
+    );
+    let passes: usize = reports.iter().map(|r| r.summary.pass).sum();
+    assert_eq!(passes, 250);
+    for r in &reports {
+        crate::common::fakekube::validate_policy_report(&serde_json::to_value(r).unwrap())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    eprintln!(
+        "scale: 7 PolicyReports, 5000 results, {} bytes of YAML, built in {:.1} ms",
+        yaml.len(),
+        took.as_secs_f64() * 1000.0
+    );
     let _ = GH_ID;
 }
 
@@ -766,4 +789,595 @@ fn report_cluster_lists_workloads_from_the_api() {
         "{out}"
     );
     assert_eq!(api.kube.lists().len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// PolicyReports, namespace exemptions, unreadable objects (issue 13).
+
+/// Every YAML document of a stream.
+fn yaml_docs(text: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn with_uid(mut v: Value, uid: &str) -> Value {
+    v["metadata"]["uid"] = json!(uid);
+    v
+}
+
+/// `(policy, rule, result)` of every result of a report.
+fn results_of(report: &Value) -> Vec<(String, String, String)> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["policy"].as_str().unwrap().to_owned(),
+                r["rule"].as_str().unwrap().to_owned(),
+                r["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn t(a: &str, b: &str, c: &str) -> (String, String, String) {
+    (a.into(), b.into(), c.into())
+}
+
+#[test]
+fn report_policyreport_output_validates_against_the_crd_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let good = signed_image("polr-good");
+    let bare = unsigned_image("polr-bare");
+    let unnamespaced = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray"},
+        "spec": {"containers": [{"name": "c", "image": good.tagged}]}});
+    let input = temp_file(
+        dir.path(),
+        "w.json",
+        &list(vec![
+            with_uid(
+                deployment("team-a", "api", "payments", &good.tagged),
+                "u-api",
+            ),
+            with_uid(
+                deployment("team-a", "worker", "payments", &bare.tagged),
+                "u-worker",
+            ),
+            deployment("other", "tool", "ops", &good.tagged),
+            deployment("kube-system", "coredns", "", &bare.tagged),
+            unnamespaced,
+        ]),
+    );
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-o",
+        "policyreport",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let docs = yaml_docs(&out);
+    for d in &docs {
+        if let Err(e) = crate::common::fakekube::validate_policy_report(d) {
+            panic!("does not validate against the CRD schema: {e:#?}\n{out}");
+        }
+        assert_eq!(d["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+        assert_eq!(d["metadata"]["name"], "provgate");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "provgate"
+        );
+    }
+    let placed: Vec<(String, String)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_owned(),
+                d["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("PolicyReport".to_owned(), "other".to_owned()),
+            ("PolicyReport".to_owned(), "team-a".to_owned()),
+            ("ClusterPolicyReport".to_owned(), String::new()),
+        ],
+        "one report per namespace, none for the exempt kube-system, the unreadable object cluster-wide:\n{out}"
+    );
+    let team_a = &docs[1];
+    assert_eq!(
+        results_of(team_a),
+        [
+            t("needs-provenance", "needs-provenance", "pass"),
+            t("needs-provenance", "slsa-provenance", "fail"),
+        ]
+    );
+    assert_eq!(
+        team_a["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+    );
+    let fail = &team_a["results"][1];
+    assert_eq!(fail["source"], "provgate");
+    assert_eq!(fail["scored"], true);
+    assert_eq!(
+        fail["message"],
+        "no SLSA provenance attestation from a trusted builder"
+    );
+    assert_eq!(
+        fail["resources"],
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker", "namespace": "team-a", "uid": "u-worker"}])
+    );
+    let props = &fail["properties"];
+    assert_eq!(props["image"], bare.tagged.as_str());
+    assert_eq!(props["digest"], bare.digest.as_str());
+    assert_eq!(props["container"], "worker");
+    assert_eq!(props["mode"], "enforce");
+    assert_eq!(props["admission"], "deny");
+    assert_eq!(
+        props["fix"],
+        "attach SLSA provenance signed by the release workflow"
+    );
+    assert!(fail["timestamp"]["seconds"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(
+        team_a["results"][0]["properties"]["digest"],
+        good.digest.as_str()
+    );
+    // No binding covers `other`: `unmatched: deny` makes it a failure.
+    assert_eq!(results_of(&docs[0]), [t("provgate", "unmatched", "fail")]);
+    // The object without a namespace is an error, not a pass.
+    assert_eq!(results_of(&docs[2]), [t("provgate", "unreadable", "error")]);
+    assert!(
+        docs[2]["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no metadata.namespace"),
+        "{out}"
+    );
+}
+
+#[test]
+fn report_honours_the_webhooks_namespace_exemptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let bare = unsigned_image("excl-bare");
+    let items = vec![
+        deployment("kube-system", "coredns", "", &bare.tagged),
+        deployment("team-a", "api", "payments", &bare.tagged),
+        deployment("team-b", "web", "web", &bare.tagged),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b",
+            "labels": {"kubernetes.io/metadata.name": "team-b", "provgate.dev/ignore": "true"}}}),
+    ];
+    let input = temp_file(dir.path(), "w.json", &list(items));
+    let run = |cfg: &std::path::Path| {
+        let (code, out, err) = provgate(&[
+            "report",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    // The default: kube-system is exempt, as the chart's webhooks exempt it.
+    let r = run(&cfg);
+    let names: Vec<&str> = r["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["team-a", "team-b"], "{r}");
+    assert_eq!(r["summary"]["excluded"], json!({"kube-system": 1}));
+    assert_eq!(r["summary"]["total"]["workloads"], 2);
+    // The chart's selector with the opt-out label: team-b (labelled in the
+    // input's Namespace object) is exempt too, and the release namespace.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let chart_like = temp_file(
+        dir.path(),
+        "config-optout.yaml",
+        &format!(
+            "{text}report:\n  namespaceSelector:\n    matchExpressions:\n      - {{key: kubernetes.io/metadata.name, operator: NotIn, values: [provgate, kube-system]}}\n      - {{key: provgate.dev/ignore, operator: NotIn, values: [\"true\"]}}\n"
+        )
+        .replace("report: {teamLabel: team}\n", ""),
+    );
+    let r = run(&chart_like);
+    assert_eq!(
+        r["summary"]["excluded"],
+        json!({"kube-system": 1, "team-b": 1}),
+        "{r}"
+    );
+    assert_eq!(r["workloads"].as_array().unwrap().len(), 1);
+    assert_eq!(r["workloads"][0]["namespace"], "team-a");
+    // An empty selector judges everything, kube-system included.
+    let all = temp_file(
+        dir.path(),
+        "config-all.yaml",
+        &text.replace(
+            "report: {teamLabel: team}",
+            "report: {teamLabel: team, namespaceSelector: {}}",
+        ),
+    );
+    let r = run(&all);
+    assert_eq!(r["workloads"].as_array().unwrap().len(), 3, "{r}");
+    assert!(r["summary"].get("excluded").is_none(), "{r}");
+}
+
+#[test]
+fn a_workload_without_name_or_namespace_is_reported_unreadable_not_compliant() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let good = signed_image("unr-good");
+    let no_name = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "team-a"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": good.tagged}]}}}});
+    let no_ns = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": good.tagged}]}});
+    let malformed = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "m", "namespace": "team-a"},
+        "spec": {"containers": 3}});
+    let input = temp_file(
+        dir.path(),
+        "w.json",
+        &list(vec![
+            deployment("team-a", "api", "payments", &good.tagged),
+            no_name,
+            no_ns,
+            malformed,
+        ]),
+    );
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["summary"]["total"],
+        json!({"workloads": 4, "compliant": 1, "wouldDeny": 3, "unreadable": 3}),
+        "{out}"
+    );
+    let unreadable: Vec<&Value> = r["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w.get("unreadable").is_some())
+        .collect();
+    assert_eq!(unreadable.len(), 3);
+    for w in &unreadable {
+        assert_eq!(w["compliant"], false, "{w}");
+        assert_eq!(w["outcome"], "deny", "{w}");
+    }
+    // The table says so, and a gate fails on it.
+    let (code, out, _) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--fail-on-noncompliant",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Deployment/: UNREADABLE"), "{out}");
+    assert!(out.contains("no metadata.name"), "{out}");
+    assert!(out.contains("3 unreadable"), "{out}");
+}
+
+#[test]
+fn report_summary_is_honoured_in_preview_mode_and_policyreport_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let good = signed_image("sum-good");
+    let input = temp_file(
+        dir.path(),
+        "w.json",
+        &list(vec![
+            deployment("team-a", "api", "payments", &good.tagged),
+            deployment("team-a", "web", "web", &good.tagged),
+        ]),
+    );
+    let proposed = dir.path().join("proposed");
+    tightened().write(&proposed);
+    let args = |output: &str| {
+        provgate(&[
+            "report",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--contracts",
+            proposed.to_str().unwrap(),
+            "-o",
+            output,
+        ])
+    };
+    let (code, out, err) = args("summary");
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        out,
+        "2 workloads compared: 2 newly denied, 0 newly warned, 0 improved\n\
+         \x20 team payments: 1 newly denied, 0 newly warned, 0 improved\n\
+         \x20 team web: 1 newly denied, 0 newly warned, 0 improved\n",
+        "only the counts, no per-workload sections"
+    );
+    let (code, table, _) = args("table");
+    assert_eq!(code, 2);
+    assert!(table.contains("would newly be DENIED (2):"), "{table}");
+    assert_ne!(table, out);
+    let (code, out, err) = args("policyreport");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("-o policyreport") && err.contains("--contracts"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn fake_api_rejects_policy_reports_that_do_not_validate() {
+    // The writer tests below mean something only if the fake's schema
+    // check does: each of these is refused, the valid one is stored.
+    let api = FakeKube::start();
+    let valid = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "provgate", "namespace": "a"},
+        "summary": {"pass": 1, "fail": 0, "warn": 0, "error": 0, "skip": 0},
+        "results": [{"policy": "p", "rule": "r", "result": "pass", "source": "provgate", "scored": true,
+            "timestamp": {"seconds": 1, "nanos": 0}, "properties": {"image": "x"},
+            "resources": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "namespace": "a"}]}]});
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut v = valid.clone();
+        f(&mut v);
+        v
+    };
+    let invalid = [
+        (
+            "result outside the enum",
+            mutate(&|v| v["results"][0]["result"] = json!("deny")),
+        ),
+        (
+            "no policy",
+            mutate(&|v| {
+                v["results"][0].as_object_mut().unwrap().remove("policy");
+            }),
+        ),
+        (
+            "a misspelt field",
+            mutate(&|v| v["results"][0]["resource"] = json!([])),
+        ),
+        (
+            "a non-string property",
+            mutate(&|v| v["results"][0]["properties"]["n"] = json!(3)),
+        ),
+        (
+            "timestamp without nanos",
+            mutate(&|v| v["results"][0]["timestamp"] = json!({"seconds": 1})),
+        ),
+        (
+            "a string count",
+            mutate(&|v| v["summary"]["pass"] = json!("1")),
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let apply = |body: &Value| -> u16 {
+        rt.block_on(async {
+            client
+                .patch(format!(
+                    "{}/apis/wgpolicyk8s.io/v1alpha2/namespaces/a/policyreports/provgate?fieldManager=t&force=true",
+                    api.url
+                ))
+                .header("content-type", "application/apply-patch+yaml")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    for (what, body) in &invalid {
+        assert!(
+            crate::common::fakekube::validate_policy_report(body).is_err(),
+            "{what} validates"
+        );
+        assert_eq!(apply(body), 422, "{what} was accepted");
+    }
+    assert!(api.kube.policy_reports().is_empty());
+    assert_eq!(api.kube.report_rejections().len(), invalid.len());
+    assert_eq!(apply(&valid), 201);
+    assert_eq!(api.kube.policy_reports().len(), 1);
+}
+
+fn wait_long(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn continuous_mode_keeps_policy_reports_in_the_api() {
+    // `team-a-b` sorts before `team-a` as a `namespace/Kind/name` key and
+    // after it by namespace: results must still land on their workloads.
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let good = signed_image("cpr-good");
+    let bare = unsigned_image("cpr-bare");
+    k.set_pods(vec![
+        pod(
+            "team-a",
+            "web",
+            &[("web", &good.tagged)],
+            json!({"team": "web"}),
+            3,
+        ),
+        pod("team-a-b", "job", &[("job", &bare.tagged)], json!({}), 4),
+        pod("kube-system", "dns", &[("dns", &bare.tagged)], json!({}), 5),
+    ]);
+    // Left by an earlier pod, in a namespace with no workloads now.
+    k.put_policy_report(
+        "gone",
+        "provgate",
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "metadata": {"name": "provgate", "namespace": "gone", "labels": {"app.kubernetes.io/managed-by": "provgate"}},
+            "results": []}),
+    );
+    // Another tool's report: never touched.
+    k.put_policy_report(
+        "team-a",
+        "kyverno-cpol",
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "metadata": {"name": "kyverno-cpol", "namespace": "team-a", "labels": {"app.kubernetes.io/managed-by": "kyverno"}},
+            "results": []}),
+    );
+    // The API refuses at first (as without the CRD): the writer retries.
+    k.fail_policy_reports(Some(404));
+    let _s = Server::start(Setup {
+        bindings: "  - name: teams\n    contracts: [needs-provenance]\n    mode: audit\n".into(),
+        extra: format!(
+            "report: {{teamLabel: team, policyReports: true, continuous: {{enabled: true, interval: 1h, concurrency: 2, apiServer: \"{}\"}}}}\n",
+            api.url
+        ),
+        ..Setup::default()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(k.report_writes().is_empty());
+    k.fail_policy_reports(None);
+    let ours = |ns: &str| k.policy_reports().get(&format!("{ns}/provgate")).cloned();
+    wait_long("the reports", 20, || {
+        ours("team-a").is_some() && ours("team-a-b").is_some() && ours("gone").is_none()
+    });
+    assert!(
+        k.report_rejections().is_empty(),
+        "{:?}",
+        k.report_rejections()
+    );
+    assert!(ours("kube-system").is_none(), "kube-system is exempt");
+    assert!(
+        k.policy_reports().contains_key("team-a/kyverno-cpol"),
+        "another tool's report was touched"
+    );
+    let a = ours("team-a").unwrap();
+    assert_eq!(
+        results_of(&a),
+        [t("needs-provenance", "needs-provenance", "pass")]
+    );
+    let b = ours("team-a-b").unwrap();
+    assert_eq!(
+        results_of(&b),
+        [t("needs-provenance", "slsa-provenance", "fail")]
+    );
+    // Audit mode: the requirement is not met (fail), admission allows.
+    assert_eq!(b["results"][0]["properties"]["mode"], "audit");
+    assert_eq!(b["results"][0]["properties"]["admission"], "allow");
+    assert_eq!(b["results"][0]["resources"][0]["uid"], "uid-team-a-b-job");
+    assert_eq!(
+        b["results"][0]["properties"]["digest"],
+        bare.digest.as_str()
+    );
+    for (name, v) in k.policy_reports() {
+        if name.ends_with("/provgate") {
+            crate::common::fakekube::validate_policy_report(&v)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+    }
+    let applies_to = |ns: &str| {
+        k.report_writes()
+            .iter()
+            .filter(|w| *w == &format!("APPLY {ns}/provgate"))
+            .count()
+    };
+    let team_a_applies = applies_to("team-a");
+    // The last workload of team-a-b goes: its report goes.
+    wait_until("the pod watch", || k.watching());
+    let rv = k.next_rv();
+    assert!(k.event(
+        "DELETED",
+        pod("team-a-b", "job", &[("job", &bare.tagged)], json!({}), rv)
+    ));
+    wait_long("the team-a-b report deleted", 20, || {
+        ours("team-a-b").is_none()
+    });
+    assert_eq!(
+        applies_to("team-a"),
+        team_a_applies,
+        "an unchanged report is not written again"
+    );
+    // A non-compliant workload appears in team-a: its report changes.
+    let rv = k.next_rv();
+    assert!(k.event(
+        "ADDED",
+        pod("team-a", "sh", &[("sh", &bare.tagged)], json!({}), rv)
+    ));
+    wait_long("team-a updated", 20, || {
+        ours("team-a").is_some_and(|r| r["summary"]["fail"] == 1)
+    });
+    let a = ours("team-a").unwrap();
+    assert_eq!(a["summary"]["pass"], 1);
+    assert!(
+        k.report_rejections().is_empty(),
+        "{:?}",
+        k.report_rejections()
+    );
+}
+
+#[test]
+fn report_cluster_reads_namespace_labels_for_the_webhooks_opt_out_label() {
+    let api = FakeKube::start();
+    let bare = unsigned_image("cl-optout");
+    api.kube.set_pods(vec![
+        pod("team-a", "a", &[("a", &bare.tagged)], json!({}), 3),
+        pod("team-b", "b", &[("b", &bare.tagged)], json!({}), 4),
+        pod("kube-system", "dns", &[("dns", &bare.tagged)], json!({}), 5),
+    ]);
+    api.kube.set_namespace(
+        "team-b",
+        json!({"kubernetes.io/metadata.name": "team-b", "provgate.dev/ignore": "true"}),
+    );
+    api.kube
+        .set_namespace("team-a", json!({"kubernetes.io/metadata.name": "team-a"}));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cli_config(dir.path(), &[TestContract::needs_provenance()]);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "report: {teamLabel: team}\n",
+        "report:\n  teamLabel: team\n  namespaceSelector:\n    matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [provgate, kube-system]}\n      - {key: provgate.dev/ignore, operator: NotIn, values: [\"true\"]}\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, out, err) = provgate(&[
+        "report",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cluster",
+        "--api-server",
+        &api.url,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["summary"]["excluded"],
+        json!({"kube-system": 1, "team-b": 1}),
+        "{out}"
+    );
+    assert_eq!(r["workloads"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(r["workloads"][0]["namespace"], "team-a");
+    // kube-system is exempt by name: its labels were not needed. team-a
+    // and team-b were each read once.
+    assert_eq!(api.kube.namespace_gets(), 2);
 }

@@ -117,8 +117,14 @@ trusted roots, gate and report sections).
 {{- $_ := set $cfg "gate" .Values.gate -}}
 {{- end -}}
 {{- /* Reporting. */ -}}
+{{- if and .Values.report.policyReports (not .Values.report.continuous.enabled) -}}
+{{- fail "report.policyReports needs report.continuous.enabled: true (the server writes PolicyReports from its continuous report)" -}}
+{{- end -}}
 {{- $report := dict "continuous" (dict "enabled" .Values.report.continuous.enabled "interval" .Values.report.continuous.interval "concurrency" (int .Values.report.continuous.concurrency)) -}}
 {{- if .Values.report.teamLabel -}}{{- $_ := set $report "teamLabel" .Values.report.teamLabel -}}{{- end -}}
+{{- /* The report judges exactly the namespaces the webhooks see: the same selector, from the same template. */ -}}
+{{- $_ := set $report "namespaceSelector" (include "provgate.namespaceSelector" . | fromYaml) -}}
+{{- if .Values.report.policyReports -}}{{- $_ := set $report "policyReports" true -}}{{- end -}}
 {{- $_ := set $cfg "report" $report -}}
 {{- toYaml $cfg -}}
 {{- end -}}

@@ -1,6 +1,17 @@
 //! A small fake Kubernetes API: list and watch of pods (scripted by the
-//! test), empty lists and idle watches for the other workload kinds. There
-//! is no API server binary here; the JSON shapes are the API server's.
+//! test), empty lists and idle watches for the other workload kinds,
+//! namespaces by name, and a store of `wgpolicyk8s.io/v1alpha2`
+//! PolicyReports. There is no API server binary here; the JSON shapes are
+//! the API server's.
+//!
+//! PolicyReport writes (create, update, server-side apply) are validated
+//! against the published CRD's `openAPIV3Schema`
+//! (`tests/crds/wgpolicyk8s.io_policyreports.yaml`) with the `jsonschema`
+//! crate, as the API server validates custom resources, and answered 422
+//! `Invalid` when they do not validate. The fake is stricter than the API
+//! server in one way: an unknown field is an error (as with `kubectl
+//! --validate=strict`), where the server would silently prune it, so a
+//! misspelt field fails a test instead of vanishing.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -8,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -21,6 +33,14 @@ struct Inner {
     watcher: Option<tokio::sync::mpsc::UnboundedSender<Option<String>>>,
     namespaces: std::collections::BTreeMap<String, Value>,
     namespace_gets: usize,
+    /// PolicyReports by (namespace, name).
+    policy_reports: std::collections::BTreeMap<(String, String), Value>,
+    /// Every PolicyReport write: `METHOD namespace/name`.
+    report_writes: Vec<String>,
+    /// Why writes were refused (422s).
+    report_rejections: Vec<String>,
+    /// Answer PolicyReport requests with this status (an outage, a missing CRD).
+    report_failure: Option<u16>,
 }
 
 /// The fake API.
@@ -57,7 +77,20 @@ impl FakeKube {
             .build()
             .unwrap();
         let kube = FakeKube::default();
+        let reports = "/apis/wgpolicyk8s.io/v1alpha2";
         let app = Router::new()
+            .route(&format!("{reports}/policyreports"), get(list_reports))
+            .route(
+                &format!("{reports}/namespaces/{{ns}}/policyreports"),
+                get(list_reports_in).post(create_report),
+            )
+            .route(
+                &format!("{reports}/namespaces/{{ns}}/policyreports/{{name}}"),
+                get(get_report)
+                    .put(put_report)
+                    .patch(patch_report)
+                    .delete(delete_report),
+            )
             .route("/api/v1/pods", get(pods))
             .route("/api/v1/namespaces/{name}", get(namespace))
             .route("/api/v1/{plural}", get(empty_core))
@@ -135,6 +168,43 @@ impl FakeKube {
     /// Query strings of the pod watch requests so far.
     pub fn watches(&self) -> Vec<String> {
         self.inner.lock().unwrap().watches.clone()
+    }
+
+    /// The stored PolicyReports by `namespace/name`.
+    pub fn policy_reports(&self) -> std::collections::BTreeMap<String, Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .policy_reports
+            .iter()
+            .map(|((ns, n), v)| (format!("{ns}/{n}"), v.clone()))
+            .collect()
+    }
+
+    /// Stores a PolicyReport as if someone else (or an earlier pod) wrote it.
+    pub fn put_policy_report(&self, namespace: &str, name: &str, object: Value) {
+        let mut g = self.inner.lock().unwrap();
+        g.resource_version += 1;
+        let rv = g.resource_version;
+        let mut object = object;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        g.policy_reports
+            .insert((namespace.to_owned(), name.to_owned()), object);
+    }
+
+    /// Every PolicyReport write so far (`APPLY ns/name`, `DELETE ns/name`, …).
+    pub fn report_writes(&self) -> Vec<String> {
+        self.inner.lock().unwrap().report_writes.clone()
+    }
+
+    /// Why PolicyReport writes were refused.
+    pub fn report_rejections(&self) -> Vec<String> {
+        self.inner.lock().unwrap().report_rejections.clone()
+    }
+
+    /// Makes every PolicyReport request fail with `status` (or not).
+    pub fn fail_policy_reports(&self, status: Option<u16>) {
+        self.inner.lock().unwrap().report_failure = status;
     }
 
     /// Whether a pod watch is connected.
@@ -229,4 +299,351 @@ async fn empty_group(
         return idle_watch().await;
     }
     empty_list(&plural, &format!("{group}/{version}"))
+}
+
+// ---------------------------------------------------------------------------
+// PolicyReports.
+
+/// The CRD's `openAPIV3Schema` as a JSON Schema: `x-kubernetes-*` markers
+/// dropped, and `additionalProperties: false` on every object that lists
+/// its properties (unknown fields are errors; see the module docs).
+pub fn policy_report_schema() -> Value {
+    let path = crate::common::repo().join("tests/crds/wgpolicyk8s.io_policyreports.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let crd: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1alpha2")
+        .expect("v1alpha2 in the CRD")
+        .clone();
+    let mut schema = version["schema"]["openAPIV3Schema"].clone();
+    fn strict(s: &mut Value) {
+        let Some(o) = s.as_object_mut() else { return };
+        o.retain(|k, _| !k.starts_with("x-kubernetes-"));
+        if o.contains_key("properties") && !o.contains_key("additionalProperties") {
+            o.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        if let Some(Value::Object(props)) = o.get_mut("properties") {
+            for v in props.values_mut() {
+                strict(v);
+            }
+        }
+        for k in ["items", "additionalProperties"] {
+            if let Some(v) = o.get_mut(k) {
+                strict(v);
+            }
+        }
+    }
+    strict(&mut schema);
+    schema
+}
+
+/// Checks `object` against the PolicyReport CRD schema; the errors, one a line
+/// with their JSON pointer, when it does not validate.
+pub fn validate_policy_report(object: &Value) -> Result<(), Vec<String>> {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let v = VALIDATOR.get_or_init(|| {
+        jsonschema::validator_for(&policy_report_schema()).expect("the CRD schema compiles")
+    });
+    let errors: Vec<String> = v
+        .iter_errors(object)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    (
+        code,
+        axum::Json(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "reason": reason, "message": message, "code": code.as_u16()}),
+        ),
+    )
+        .into_response()
+}
+
+fn injected_failure(k: &FakeKube) -> Option<Response> {
+    let code = k.inner.lock().unwrap().report_failure?;
+    let code = StatusCode::from_u16(code).unwrap();
+    let reason = match code.as_u16() {
+        403 => "Forbidden",
+        404 => "NotFound",
+        _ => "InternalError",
+    };
+    Some(status(code, reason, format!("injected {code}")))
+}
+
+/// Validates and stores a PolicyReport written to `ns/name` by `method`.
+fn store_report(k: &FakeKube, method: &str, ns: &str, name: &str, mut object: Value) -> Response {
+    let mut problems = Vec::new();
+    if object["apiVersion"] != "wgpolicyk8s.io/v1alpha2" {
+        problems.push(format!(
+            "apiVersion: {} is not wgpolicyk8s.io/v1alpha2",
+            object["apiVersion"]
+        ));
+    }
+    if object["kind"] != "PolicyReport" {
+        problems.push(format!("kind: {} is not PolicyReport", object["kind"]));
+    }
+    if object["metadata"]["name"] != name {
+        problems.push(format!(
+            "metadata.name: {} does not match the URL's {name:?}",
+            object["metadata"]["name"]
+        ));
+    }
+    if !object["metadata"]["namespace"].is_null() && object["metadata"]["namespace"] != ns {
+        problems.push(format!(
+            "metadata.namespace: {} does not match the URL's {ns:?}",
+            object["metadata"]["namespace"]
+        ));
+    }
+    if let Err(e) = validate_policy_report(&object) {
+        problems.extend(e);
+    }
+    let mut g = k.inner.lock().unwrap();
+    g.report_writes.push(format!("{method} {ns}/{name}"));
+    if !problems.is_empty() {
+        let message = format!(
+            "PolicyReport.wgpolicyk8s.io {name:?} is invalid: {}",
+            problems.join("; ")
+        );
+        g.report_rejections.push(message.clone());
+        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message);
+    }
+    g.resource_version += 1;
+    let rv = g.resource_version;
+    let key = (ns.to_owned(), name.to_owned());
+    let created = !g.policy_reports.contains_key(&key);
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.insert("namespace".into(), json!(ns));
+    meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    meta.insert("uid".into(), json!(format!("uid-polr-{ns}-{name}")));
+    g.policy_reports.insert(key, object.clone());
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(object)).into_response()
+}
+
+fn report_list(items: Vec<Value>) -> Response {
+    axum::Json(
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReportList",
+        "metadata": {"resourceVersion": "1"}, "items": items}),
+    )
+    .into_response()
+}
+
+/// Items matching a `labelSelector` of `k=v` terms.
+fn select(
+    items: impl Iterator<Item = Value>,
+    q: &std::collections::HashMap<String, String>,
+) -> Vec<Value> {
+    let terms: Vec<(String, String)> = q
+        .get("labelSelector")
+        .map(|s| {
+            s.split(',')
+                .filter_map(|t| t.split_once('='))
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    items
+        .filter(|o| {
+            terms
+                .iter()
+                .all(|(a, b)| o["metadata"]["labels"][a] == b.as_str())
+        })
+        .collect()
+}
+
+async fn list_reports(
+    State(k): State<FakeKube>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let items: Vec<Value> = k
+        .inner
+        .lock()
+        .unwrap()
+        .policy_reports
+        .values()
+        .cloned()
+        .collect();
+    report_list(select(items.into_iter(), &q))
+}
+
+async fn list_reports_in(
+    State(k): State<FakeKube>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let items: Vec<Value> = k
+        .inner
+        .lock()
+        .unwrap()
+        .policy_reports
+        .iter()
+        .filter(|((n, _), _)| *n == ns)
+        .map(|(_, v)| v.clone())
+        .collect();
+    report_list(select(items.into_iter(), &q))
+}
+
+async fn get_report(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    match k
+        .inner
+        .lock()
+        .unwrap()
+        .policy_reports
+        .get(&(ns, name.clone()))
+    {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("policyreports.wgpolicyk8s.io {name:?} not found"),
+        ),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml_ng::from_slice(body))
+        .map_err(|e| format!("body: {e}"))
+}
+
+async fn create_report(
+    State(k): State<FakeKube>,
+    Path(ns): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let object = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if k.inner
+        .lock()
+        .unwrap()
+        .policy_reports
+        .contains_key(&(ns.clone(), name.clone()))
+    {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{name:?} already exists"),
+        );
+    }
+    store_report(&k, "CREATE", &ns, &name, object)
+}
+
+async fn put_report(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let object = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    if !k
+        .inner
+        .lock()
+        .unwrap()
+        .policy_reports
+        .contains_key(&(ns.clone(), name.clone()))
+    {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{name:?} not found"),
+        );
+    }
+    store_report(&k, "UPDATE", &ns, &name, object)
+}
+
+/// Server-side apply only (`application/apply-patch+yaml` with a
+/// `fieldManager`): provgate owns every field of its reports, so the
+/// applied object replaces the stored one.
+async fn patch_report(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct != "application/apply-patch+yaml" {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("patch type {ct:?}"),
+        );
+    }
+    if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "fieldManager is required for apply patch".into(),
+        );
+    }
+    let object = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    store_report(&k, "APPLY", &ns, &name, object)
+}
+
+async fn delete_report(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = injected_failure(&k) {
+        return r;
+    }
+    let mut g = k.inner.lock().unwrap();
+    g.report_writes.push(format!("DELETE {ns}/{name}"));
+    match g.policy_reports.remove(&(ns, name.clone())) {
+        Some(v) => axum::Json(v).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("policyreports.wgpolicyk8s.io {name:?} not found"),
+        ),
+    }
 }
