@@ -333,6 +333,7 @@ pub async fn review(
         context,
         deadline: Some(deadline.at(start)),
         contracts: None,
+        capture_inputs: false,
     };
     let decisions = engine.decide(&request).await;
     let allowed = !decisions.iter().any(|d| d.outcome == Outcome::Deny);
@@ -683,6 +684,7 @@ mod tests {
             evidence_used: Vec::new(),
             ignored: Vec::new(),
             platforms: Vec::new(),
+            inputs: Vec::new(),
         }
     }
 

@@ -79,9 +79,16 @@ pub struct CheckArgs {
     /// Workload name.
     #[arg(long)]
     name: Option<String>,
-    /// Judge these contracts instead of the bindings (repeatable).
+    /// Judge only these of the contracts the bindings apply (repeatable);
+    /// naming a contract that is not bound to an image in this context is
+    /// an error, as it is for the gate.
     #[arg(long = "contract")]
     contracts: Vec<String>,
+    /// Write each contract's real policy input (one JSON file per image,
+    /// contract and platform) into DIR, to feed `provgate policy eval`
+    /// (local engine only).
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
+    dump_input: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -227,13 +234,74 @@ async fn local(
         },
         deadline: None,
         contracts: (!args.contracts.is_empty()).then(|| args.contracts.clone()),
+        capture_inputs: args.dump_input.is_some(),
     };
+    if let Some((image, contract)) = engine.unbound_selection(&request).await {
+        return Err(CliError::msg(format!(
+            "--contract {contract}: the contract is not bound to {image} in this context (namespace {}); --contract only narrows the contracts the bindings apply",
+            args.namespace.as_deref().unwrap_or("(none)")
+        )));
+    }
     let decisions = engine.decide(&request).await;
+    if let Some(dir) = &args.dump_input {
+        dump_inputs(dir, &decisions)?;
+    }
     let reports = decisions
         .iter()
         .map(|d| ImageReport::from_decision(d, args.explain))
         .collect();
     Ok(GateResponse::new(reports, None))
+}
+
+/// Writes every captured policy input to `dir` as
+/// `<n>-<contract>[-<os>-<arch>].json`, and says where on stderr.
+fn dump_inputs(
+    dir: &std::path::Path,
+    decisions: &[crate::engine::decision::ImageDecision],
+) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::new(format!("creating {}", dir.display()), e))?;
+    for (n, d) in decisions.iter().enumerate() {
+        for c in &d.contracts {
+            for captured in &c.inputs {
+                let mut name = format!("{}-{}", n + 1, c.name);
+                if let Some(p) = &captured.platform {
+                    name.push('-');
+                    name.push_str(&p.replace('/', "-"));
+                }
+                let path = dir.join(format!("{name}.json"));
+                match &captured.input {
+                    Ok(input) => {
+                        let text = serde_json::to_string_pretty(input)
+                            .map_err(|e| CliError::new("encoding a policy input", e))?;
+                        std::fs::write(&path, text + "\n")
+                            .map_err(|e| CliError::new(format!("writing {}", path.display()), e))?;
+                        errln!(
+                            "provgate: wrote the {} input of {} to {} (provgate policy eval --contract {} --input {})",
+                            c.name,
+                            d.image,
+                            path.display(),
+                            c.name,
+                            path.display()
+                        );
+                    }
+                    Err(e) => errln!("provgate: no {} input for {}: {e}", c.name, d.image),
+                }
+            }
+        }
+        if d.contracts.is_empty() {
+            errln!(
+                "provgate: no policy input for {}: {}",
+                d.image,
+                match &d.error {
+                    Some(e) => e.message.clone(),
+                    None if d.unmatched => "no binding covers it".into(),
+                    None => "no contract was evaluated".into(),
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The token for the gate, from the environment variable named by

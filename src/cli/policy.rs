@@ -56,6 +56,10 @@ pub struct EvalArgs {
     /// Time limit of the evaluation, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    /// Evaluate even when the input does not match
+    /// docs/policy-input.schema.json (a partial, hand-made document).
+    #[arg(long)]
+    skip_validation: bool,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -87,18 +91,40 @@ struct TestReport {
 
 fn test(args: TestArgs) -> Result<Exit, CliError> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let contracts = load(args.dir.as_deref())?;
+    // A tree with its own `lib/` (like `policies/`) is tested with that
+    // library, and its library tests run too: an edited library is what
+    // its contracts are tested against, and no test is silently skipped.
+    let tree_lib = match args.dir.as_deref() {
+        Some(d) => contract::tree_library(d)
+            .map_err(|e| CliError::new(format!("loading {}/lib", d.display()), e))?,
+        None => None,
+    };
+    let contracts = match (&args.dir, &tree_lib) {
+        (Some(d), Some((lib, _))) => contract::load_tree_with_library(d, lib)
+            .map_err(|e| CliError::new(format!("loading {}", d.display()), e))?,
+        _ => load(args.dir.as_deref())?,
+    };
     let mut results = Vec::new();
-    // The shared library's own tests run with the embedded library.
-    if args.dir.is_none() {
-        results.extend(testing::run_modules(
+    match (&args.dir, &tree_lib) {
+        (None, _) => results.extend(testing::run_modules(
             "lib",
             contract::library(),
             &contract::library_tests(),
             None,
             timeout,
-        ));
+        )),
+        (Some(_), Some((lib, tests))) => {
+            results.extend(testing::run_modules(
+                "lib",
+                lib.clone(),
+                tests,
+                None,
+                timeout,
+            ));
+        }
+        (Some(_), None) => {}
     }
+
     let mut without_tests = Vec::new();
     for c in &contracts {
         if c.tests.is_empty() {
@@ -184,6 +210,16 @@ fn eval(args: EvalArgs) -> Result<Exit, CliError> {
     };
     let input: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| CliError::new("parsing --input", e))?;
+    // A malformed input is the input's fault, not the contract's: say which
+    // field before the contract gets to misread it.
+    if !args.skip_validation
+        && let Err(errors) = testing::validate_input(&input)
+    {
+        return Err(CliError::msg(format!(
+            "--input is not a provgate.dev/policy-input/v1 document (docs/policy-input.schema.json):\n  {}\n(get a real one with `provgate check IMAGE --dump-input DIR`, or pass --skip-validation for a partial document)",
+            errors.join("\n  ")
+        )));
+    }
     let program = RegoProgram::compile(
         contract.modules.clone(),
         None,

@@ -117,6 +117,19 @@ pub struct ContractResult {
     /// For an image index: the verdict of each judged platform.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<PlatformVerdict>,
+    /// The policy inputs, when the request asked for them
+    /// (`check --dump-input`); never in responses or logs.
+    #[serde(skip)]
+    pub inputs: Vec<CapturedInput>,
+}
+
+/// A contract's policy input for one scope (the image, or one platform).
+#[derive(Debug, Clone)]
+pub struct CapturedInput {
+    /// The platform, for a platform of an index.
+    pub platform: Option<String>,
+    /// The input, or why it could not be built.
+    pub input: Result<serde_json::Value, String>,
 }
 
 /// One platform's verdict under a contract (image indexes are judged per

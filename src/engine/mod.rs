@@ -49,8 +49,8 @@ use crate::policy::input::{self, Admitted, ContractInfo, EvidenceKind, ImageInpu
 use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Violation};
 use crate::verify::{SourceKind, Verifier};
 use decision::{
-    ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored, ImageDecision,
-    Outcome, PlatformVerdict, RejectedEvidence, Verdict,
+    CapturedInput, ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored,
+    ImageDecision, Outcome, PlatformVerdict, RejectedEvidence, Verdict,
 };
 
 /// One place an image appears in a request.
@@ -84,8 +84,12 @@ pub struct DecisionRequest {
     pub context: RequestContext,
     /// When the answer is due; failure policy applies to what is not done.
     pub deadline: Option<Instant>,
-    /// Judge these contracts (enforce mode) instead of the bindings.
+    /// Narrow the bound contracts to these (a gate or CLI selection; it
+    /// never adds a contract the bindings do not apply).
     pub contracts: Option<Vec<String>>,
+    /// Keep each contract's policy input in its result
+    /// (`check --dump-input`); evaluations still go through the cache.
+    pub capture_inputs: bool,
 }
 
 /// An error of the pipeline that decides an image's outcome.
@@ -487,7 +491,7 @@ impl Engine {
             };
             let mut ctx = req.context.clone();
             ctx.container = u.container.clone();
-            out.push(self.judge(&rt, u, ctx, p, now));
+            out.push(self.judge(&rt, u, ctx, p, now, req.capture_inputs));
         }
         for d in &out {
             self.metrics
@@ -1103,6 +1107,7 @@ impl Engine {
         ctx: RequestContext,
         p: &Prepared,
         now: jiff::Timestamp,
+        capture_inputs: bool,
     ) -> ImageDecision {
         let mut d = ImageDecision::new(&u.image, ctx);
         let reference = match &p.reference {
@@ -1182,7 +1187,8 @@ impl Engine {
         for b in &p.bound {
             let started = Instant::now();
             let projection = b.contract.context.project(&d.context);
-            let result = self.judge_contract(rt, b, &set, &scopes, &projection, now);
+            let result =
+                self.judge_contract(rt, b, &set, &scopes, &projection, now, capture_inputs);
             observe(&self.metrics.policy_seconds, started.elapsed());
             if let Some(note) = &b.expired_exemption {
                 d.notes.push(note.clone());
@@ -1211,6 +1217,7 @@ impl Engine {
         scopes: &Result<Vec<Scope>, String>,
         projection: &ContextProjection,
         now: jiff::Timestamp,
+        capture: bool,
     ) -> ContractResult {
         let mut result = ContractResult {
             name: b.contract.name.clone(),
@@ -1226,6 +1233,7 @@ impl Engine {
             evidence_used: Vec::new(),
             ignored: Vec::new(),
             platforms: Vec::new(),
+            inputs: Vec::new(),
         };
         let scopes = match scopes {
             Ok(s) => s,
@@ -1237,6 +1245,12 @@ impl Engine {
         };
         let mut errors = Vec::new();
         for scope in scopes {
+            if capture {
+                result.inputs.push(CapturedInput {
+                    platform: scope.image.platform.clone(),
+                    input: capture_input(&b.contract, set, &scope.image, projection, now),
+                });
+            }
             let evaluated = self.evaluate(rt, &b.contract, set, &scope.image, projection, now);
             let verdict = match &evaluated.outcome {
                 Ok(o) => {
@@ -1410,6 +1424,46 @@ fn scopes(rt: &Runtime, reference: &ImageRef, set: &EvidenceSet) -> Result<Vec<S
         .collect())
 }
 
+/// The policy input a contract gets for one scope, as JSON (what
+/// `check --dump-input` writes), or why it cannot be built.
+fn capture_input(
+    contract: &BoundContract,
+    set: &EvidenceSet,
+    image: &ImageInput,
+    projection: &ContextProjection,
+    now: jiff::Timestamp,
+) -> Result<serde_json::Value, String> {
+    let (admitted, _, _) = admit_all(contract, set, image);
+    build_input(contract, image, &admitted, projection, now)?
+        .to_json()
+        .map_err(|e| e.to_string())
+}
+
+/// The input of one contract over its admitted evidence.
+fn build_input(
+    contract: &BoundContract,
+    image: &ImageInput,
+    admitted: &[Admitted<'_>],
+    projection: &ContextProjection,
+    now: jiff::Timestamp,
+) -> Result<PolicyInput, String> {
+    if contract.authorities.is_empty() {
+        return Err("the contract has no authorities, so no evidence can satisfy it".to_owned());
+    }
+    PolicyInput::build(
+        now,
+        image,
+        admitted,
+        projection,
+        ContractInfo {
+            name: &contract.name,
+            version: &contract.version,
+            parameters: &contract.parameters_value,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The evaluation behind a verdict-cache miss: the authority check, the
 /// input (a deny if it cannot be built) and the Rego.
 fn evaluate_uncached(
@@ -1419,6 +1473,23 @@ fn evaluate_uncached(
     projection: &ContextProjection,
     now: jiff::Timestamp,
 ) -> Evaluated {
+    let (admitted, used, ignored) = admit_all(contract, set, image);
+    let outcome = build_input(contract, image, &admitted, projection, now)
+        .and_then(|input| contract.program.evaluate(&input).map_err(|e| e.to_string()));
+    Evaluated {
+        outcome,
+        used,
+        ignored,
+    }
+}
+
+/// The evidence of `set` that counts for `image` and that the contract's
+/// authorities admit; what they did not admit, and why.
+fn admit_all<'a>(
+    contract: &'a BoundContract,
+    set: &'a EvidenceSet,
+    image: &ImageInput,
+) -> (Vec<Admitted<'a>>, Vec<Digest>, Vec<Ignored>) {
     let mut admitted: Vec<Admitted<'_>> = Vec::new();
     let mut used = Vec::new();
     let mut ignored = Vec::new();
@@ -1458,28 +1529,7 @@ fn evaluate_uncached(
             }),
         }
     }
-    let outcome = if contract.authorities.is_empty() {
-        Err("the contract has no authorities, so no evidence can satisfy it".to_owned())
-    } else {
-        PolicyInput::build(
-            now,
-            image,
-            &admitted,
-            projection,
-            ContractInfo {
-                name: &contract.name,
-                version: &contract.version,
-                parameters: &contract.parameters_value,
-            },
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|input| contract.program.evaluate(&input).map_err(|e| e.to_string()))
-    };
-    Evaluated {
-        outcome,
-        used,
-        ignored,
-    }
+    (admitted, used, ignored)
 }
 
 /// The more severe of two verdicts (for the worst platform).

@@ -303,6 +303,7 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
         },
         deadline: Some(Instant::now() + crate::server::gate_deadline_of(&s)),
         contracts: request.contracts.clone(),
+        capture_inputs: false,
     };
     // A selection only narrows what admission would bind for the same
     // images and context; naming a contract that is not bound is an error,

@@ -333,6 +333,7 @@ fn assemble(
     files: &[(String, String)],
     source: ContractSource,
     origin: &str,
+    library: &[RegoModule],
 ) -> Result<Contract, ContractError> {
     let spec_text = files
         .iter()
@@ -368,7 +369,7 @@ fn assemble(
             });
         }
     }
-    let mut modules = library();
+    let mut modules = library.to_vec();
     let mut tests = Vec::new();
     let mut testdata = BTreeMap::new();
     let mut hasher = sha2::Sha256::new();
@@ -445,7 +446,14 @@ pub fn builtin_contracts() -> Result<Vec<Contract>, ContractError> {
     }
     by_dir
         .into_iter()
-        .map(|(dir, files)| assemble(&files, ContractSource::Builtin, &format!("builtin:{dir}")))
+        .map(|(dir, files)| {
+            assemble(
+                &files,
+                ContractSource::Builtin,
+                &format!("builtin:{dir}"),
+                &library(),
+            )
+        })
         .collect()
 }
 
@@ -463,6 +471,15 @@ fn read_text(path: &Path) -> Result<String, ContractError> {
 
 /// Loads one contract directory.
 pub fn load_dir(dir: &Path) -> Result<Contract, ContractError> {
+    load_dir_with_library(dir, &library())
+}
+
+/// Loads one contract directory with another shared library (the one of a
+/// policy tree under development, `provgate policy test DIR`).
+pub fn load_dir_with_library(
+    dir: &Path,
+    library: &[RegoModule],
+) -> Result<Contract, ContractError> {
     let mut files = Vec::new();
     let mut push_dir = |d: &Path, prefix: &str| -> Result<(), ContractError> {
         let Ok(entries) = std::fs::read_dir(d) else {
@@ -496,14 +513,58 @@ pub fn load_dir(dir: &Path) -> Result<Contract, ContractError> {
         &files,
         ContractSource::Dir(dir.to_owned()),
         &dir.display().to_string(),
+        library,
     )
 }
 
 /// Loads every contract under `dir`: the directory itself if it holds a
 /// `contract.yaml`, otherwise each subdirectory that does.
 pub fn load_tree(dir: &Path) -> Result<Vec<Contract>, ContractError> {
+    load_tree_with_library(dir, &library())
+}
+
+/// The shared library of a policy tree: `DIR/lib/*.rego` without the
+/// tests, and the tests, when the tree has its own `lib/` (as `policies/`
+/// does). `None` when it has none.
+pub fn tree_library(
+    dir: &Path,
+) -> Result<Option<(Vec<RegoModule>, Vec<RegoModule>)>, ContractError> {
+    let lib = dir.join("lib");
+    let Ok(entries) = std::fs::read_dir(&lib) else {
+        return Ok(None);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rego") && p.is_file())
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let (mut modules, mut tests) = (Vec::new(), Vec::new());
+    for p in paths {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let m = RegoModule {
+            path: format!("lib/{name}"),
+            text: read_text(&p)?,
+        };
+        if name.ends_with("_test.rego") {
+            tests.push(m);
+        } else {
+            modules.push(m);
+        }
+    }
+    Ok(Some((modules, tests)))
+}
+
+/// [`load_tree`] with another shared library.
+pub fn load_tree_with_library(
+    dir: &Path,
+    library: &[RegoModule],
+) -> Result<Vec<Contract>, ContractError> {
     if dir.join("contract.yaml").is_file() {
-        return Ok(vec![load_dir(dir)?]);
+        return Ok(vec![load_dir_with_library(dir, library)?]);
     }
     let entries = std::fs::read_dir(dir).map_err(|e| ContractError::Read {
         path: dir.display().to_string(),
@@ -515,7 +576,9 @@ pub fn load_tree(dir: &Path) -> Result<Vec<Contract>, ContractError> {
         .filter(|p| p.join("contract.yaml").is_file())
         .collect();
     dirs.sort();
-    dirs.iter().map(|d| load_dir(d)).collect()
+    dirs.iter()
+        .map(|d| load_dir_with_library(d, library))
+        .collect()
 }
 
 /// Checks that contract names are unique.

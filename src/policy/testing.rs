@@ -21,6 +21,37 @@ pub fn unverified_input(json: &serde_json::Value) -> Result<PolicyInput, InputEr
     PolicyInput::unverified(json)
 }
 
+/// The JSON Schema of `provgate.dev/policy-input/v1`.
+pub const POLICY_INPUT_SCHEMA: &str = include_str!("../../docs/policy-input.schema.json");
+
+/// Checks a hand-made input against the policy-input schema; each error
+/// names the field (a JSON pointer) and what is wrong with it.
+pub fn validate_input(json: &serde_json::Value) -> Result<(), Vec<String>> {
+    static VALIDATOR: std::sync::OnceLock<Result<jsonschema::Validator, String>> =
+        std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(POLICY_INPUT_SCHEMA).map_err(|e| e.to_string())?;
+        jsonschema::validator_for(&schema).map_err(|e| e.to_string())
+    });
+    let validator = validator
+        .as_ref()
+        .map_err(|e| vec![format!("the policy-input schema does not compile: {e}")])?;
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .take(20)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Evaluates `program` over an unverified JSON input (see
 /// [`unverified_input`]).
 pub fn evaluate_unverified(

@@ -507,6 +507,7 @@ pub async fn judge(
                 },
                 deadline: None,
                 contracts: None,
+                capture_inputs: false,
             };
             let decisions = engine.decide_with(rt, &request).await;
             let images: Vec<ImageReport> = decisions

@@ -661,6 +661,7 @@ mod tests {
         let mut broken = image(Outcome::Deny, Vec::new());
         broken.error = Some(ErrorReport {
             class: "transient".into(),
+            kind: crate::wire::ErrorKind::Operational,
             message: "registry unreachable".into(),
         });
         let mut unmatched = image(Outcome::Warn, Vec::new());

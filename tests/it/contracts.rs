@@ -321,6 +321,7 @@ fn s3_a_statement_whose_subject_is_another_digest_is_denied() {
             },
             deadline: None,
             contracts: None,
+            capture_inputs: false,
         }));
     assert!(d[0].evidence.is_empty());
     assert!(

@@ -165,7 +165,7 @@ fn sigstore_python_attestation_verifies_like_the_reference_verifier() {
         "https://spdx.dev/Document"
     );
     assert_eq!(
-        att.statement().json()["predicate"]["spdxVersion"],
+        serde_json::from_slice::<serde_json::Value>(att.statement().raw()).unwrap()["predicate"]["spdxVersion"],
         "SPDX-2.3"
     );
     assert!(att.facts().tlog_verified());
@@ -699,7 +699,8 @@ fn cosign_key_signed_sig_with_rekor_bundle_verifies_from_the_registry() {
     let Verified::Signature(sig) = &v else {
         panic!("expected a signature")
     };
-    let payload = sig.payload().expect("simple-signing payload");
+    let payload: serde_json::Value =
+        serde_json::from_slice(sig.payload().expect("simple-signing payload")).unwrap();
     assert_eq!(
         payload["critical"]["image"]["docker-manifest-digest"],
         s.signed.digest.to_string()
