@@ -1114,9 +1114,11 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 d.outcome = Outcome::Deny;
+                // An unreadable reference is the caller's mistake (a usage
+                // error), not a property of any evidence.
                 d.error = Some(ErrorInfo {
                     class: ErrorClass::Permanent,
-                    kind: ErrorKind::Evidence,
+                    kind: ErrorKind::Operational,
                     message: e.clone(),
                 });
                 return d;

@@ -449,3 +449,71 @@ fn enforcing_the_library_default_authority_is_a_configuration_error() {
     // The embedded defaults (audit) still compile.
     provgate::config::Config::embedded_defaults().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Caches and "nothing verified".
+
+#[test]
+fn a_verdict_cache_hit_never_skips_an_authority_check_a_miss_would_run() {
+    let s = Server::start(Setup::default());
+    let img = signed_image("integrity-hit");
+    let review = deploy(&img.tagged, "prod");
+    assert!(allowed(&s.review("/validate", &review)));
+    assert!(allowed(&s.review("/validate", &review)), "a hit");
+    // The same contract, now trusting another identity through a binding
+    // override: the cached verdict (and evidence) must not answer for it.
+    let config = std::fs::read_to_string(s.dir.path().join("config.yaml")).unwrap();
+    let stricter = config.replace(
+        "  - name: prod\n    contracts: [needs-provenance]\n    mode: enforce\n",
+        "  - name: prod\n    contracts: [needs-provenance]\n    mode: enforce\n    authorities:\n      needs-provenance:\n        - name: someone-else\n          keyless: {issuer: https://token.actions.githubusercontent.com, subject: \"https://github.com/acme/other/.github/workflows/build.yml@refs/heads/main\"}\n",
+    );
+    assert_ne!(config, stricter);
+    let path = s.dir.path().join("stricter.yaml");
+    std::fs::write(&path, stricter).unwrap();
+    s.engine()
+        .reload(provgate::config::Config::load(&path).unwrap());
+    let v = s.review("/validate", &review);
+    assert!(
+        !allowed(&v),
+        "a cached verdict answered for a contract whose authorities changed: {v}"
+    );
+}
+
+#[test]
+fn nothing_verified_under_an_enforce_binding_is_never_allowed() {
+    // The registry is a closed port: nothing can be fetched, let alone
+    // verified.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let registry = format!("127.0.0.1:{port}");
+    let s = Server::start(Setup {
+        registry: Some(registry.clone()),
+        ..Setup::default()
+    });
+    let image = format!("{registry}/integrity/app:v1");
+    let v = s.review("/validate", &deploy(&image, "prod"));
+    assert!(!allowed(&v), "allowed with nothing verified: {v}");
+    // And `check` does not exit 0 either.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = temp_file(
+        dir.path(),
+        "config.yaml",
+        &format!(
+            "trust: {{publicGood: false, github: false, roots: [{{name: kit, path: \"{}\"}}]}}\nregistries: {{hosts: {{\"{registry}\": {{insecure: true, timeout: 1s}}}}}}\nbindings:\n  - name: all\n    contracts: [slsa-provenance]\n    mode: enforce\n    authorities:\n      slsa-provenance:\n        - name: kit-ci\n          keyless: {{issuer: {GH_ISS}, subject: \"{GH_ID}\"}}\n",
+            kit().trusted_root().display()
+        ),
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_provgate"))
+        .args(["check", &image, "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -10,6 +10,7 @@ mod chart;
 mod cli_exit;
 mod common;
 mod contracts;
+mod devloop;
 mod discovery;
 mod discovery_cli;
 mod faults;
