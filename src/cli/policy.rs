@@ -100,7 +100,7 @@ fn test(args: TestArgs) -> Result<Exit, CliError> {
         None => None,
     };
     let contracts = match (&args.dir, &tree_lib) {
-        (Some(d), Some((lib, _))) => contract::load_tree_with_library(d, lib)
+        (Some(d), Some(lib)) => contract::load_tree_with_library(d, &lib.modules)
             .map_err(|e| CliError::new(format!("loading {}", d.display()), e))?,
         _ => load(args.dir.as_deref())?,
     };
@@ -113,11 +113,11 @@ fn test(args: TestArgs) -> Result<Exit, CliError> {
             None,
             timeout,
         )),
-        (Some(_), Some((lib, tests))) => {
+        (Some(_), Some(lib)) => {
             results.extend(testing::run_modules(
                 "lib",
-                lib.clone(),
-                tests,
+                lib.modules.clone(),
+                &lib.tests,
                 None,
                 timeout,
             ));

@@ -1189,8 +1189,14 @@ impl Engine {
         for b in &p.bound {
             let started = Instant::now();
             let projection = b.contract.context.project(&d.context);
-            let result =
-                self.judge_contract(rt, b, &set, &scopes, &projection, now, capture_inputs);
+            let stage = ImageStage {
+                rt,
+                set: &set,
+                scopes: &scopes,
+                now,
+                capture: capture_inputs,
+            };
+            let result = self.judge_contract(&stage, b, &projection);
             observe(&self.metrics.policy_seconds, started.elapsed());
             if let Some(note) = &b.expired_exemption {
                 d.notes.push(note.clone());
@@ -1213,14 +1219,17 @@ impl Engine {
     /// each message names the platform it is about.
     fn judge_contract(
         &self,
-        rt: &Runtime,
+        image: &ImageStage<'_>,
         b: &BoundUse,
-        set: &EvidenceSet,
-        scopes: &Result<Vec<Scope>, String>,
         projection: &ContextProjection,
-        now: jiff::Timestamp,
-        capture: bool,
     ) -> ContractResult {
+        let ImageStage {
+            rt,
+            set,
+            scopes,
+            now,
+            capture,
+        } = *image;
         let mut result = ContractResult {
             name: b.contract.name.clone(),
             version: b.contract.version.clone(),
@@ -1360,6 +1369,17 @@ impl Engine {
             Err(e) => (*e).clone(),
         }
     }
+}
+
+/// What stage 2 knows of one image while it judges its contracts.
+#[derive(Clone, Copy)]
+struct ImageStage<'a> {
+    rt: &'a Runtime,
+    set: &'a EvidenceSet,
+    scopes: &'a Result<Vec<Scope>, String>,
+    now: jiff::Timestamp,
+    /// Keep each input (`check --dump-input`).
+    capture: bool,
 }
 
 /// A part of an image that is judged on its own.

@@ -526,9 +526,7 @@ pub fn load_tree(dir: &Path) -> Result<Vec<Contract>, ContractError> {
 /// The shared library of a policy tree: `DIR/lib/*.rego` without the
 /// tests, and the tests, when the tree has its own `lib/` (as `policies/`
 /// does). `None` when it has none.
-pub fn tree_library(
-    dir: &Path,
-) -> Result<Option<(Vec<RegoModule>, Vec<RegoModule>)>, ContractError> {
+pub fn tree_library(dir: &Path) -> Result<Option<TreeLibrary>, ContractError> {
     let lib = dir.join("lib");
     let Ok(entries) = std::fs::read_dir(&lib) else {
         return Ok(None);
@@ -555,7 +553,16 @@ pub fn tree_library(
             modules.push(m);
         }
     }
-    Ok(Some((modules, tests)))
+    Ok(Some(TreeLibrary { modules, tests }))
+}
+
+/// A policy tree's own shared library and its tests.
+#[derive(Debug, Clone)]
+pub struct TreeLibrary {
+    /// `lib/*.rego` without the tests.
+    pub modules: Vec<RegoModule>,
+    /// `lib/*_test.rego`.
+    pub tests: Vec<RegoModule>,
 }
 
 /// [`load_tree`] with another shared library.
