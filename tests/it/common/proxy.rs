@@ -138,7 +138,9 @@ impl Proxy {
         let (generation, gen_rx) = tokio::sync::watch::channel(0u64);
         rt.spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 c.fetch_add(1, Ordering::Relaxed);
                 let mode = m.load(Ordering::Relaxed);
                 let upstream = upstream.clone();
