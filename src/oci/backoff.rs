@@ -140,11 +140,14 @@ pub struct Trip {
 }
 
 impl Trip {
-    /// The trip of an HTTP answer, if its status is one (429, 5xx).
-    /// `retry_after` is the raw `Retry-After` header.
+    /// The trip of an HTTP answer, if its status is one (429, 5xx but
+    /// 501 and 505, which say "not supported", not "overloaded": registries
+    /// without the referrers API may answer 501). `retry_after` is the raw
+    /// `Retry-After` header.
     pub fn for_status(status: u16, retry_after: Option<&str>) -> Option<Trip> {
         let label = match status {
             429 => "429",
+            501 | 505 => return None,
             500..=599 => "5xx",
             _ => return None,
         };
@@ -188,7 +191,9 @@ impl Trip {
                 },
                 *retry_after,
             ),
-            K::Server(s) => ("5xx", format!("{s} from {}", e.context), None),
+            K::Server(s) if !matches!(s, 501 | 505) => {
+                ("5xx", format!("{s} from {}", e.context), None)
+            }
             _ => return None,
         };
         Some(Trip {
@@ -933,7 +938,7 @@ mod tests {
         for k in not {
             assert!(Trip::for_error(&e(k.clone())).is_none(), "{k:?}");
         }
-        for s in [200u16, 301, 401, 404, 418] {
+        for s in [200u16, 301, 401, 404, 418, 501, 505] {
             assert!(Trip::for_status(s, None).is_none(), "{s}");
         }
         assert_eq!(
