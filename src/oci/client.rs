@@ -461,7 +461,10 @@ impl Transport {
             Ok(p) => p,
             Err(refusal) => return Err(refusal.error(&self.host, &describe(kind, path))),
         };
-        let result = self.send(ctx, kind, head, path, accept, max).await;
+        // Boxed: the request's state machine is large, and discovery runs
+        // several at once inside the engine's futures (debug builds ran out
+        // of a worker thread's 2 MiB stack without it).
+        let result = Box::pin(self.send(ctx, kind, head, path, accept, max)).await;
         let trip = match &result {
             Ok(f) => Trip::for_status(f.status, f.header("retry-after")),
             Err(e) => Trip::for_error(e),
