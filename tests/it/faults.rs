@@ -602,6 +602,15 @@ fn a_rate_limited_registry_is_asked_once_per_retry_after_and_recovers_within_one
         during.len(),
         during.len() as f64 / outage_secs,
     );
+    let latencies: Vec<Duration> = during
+        .iter()
+        .map(|r| r.finished.duration_since(r.started))
+        .collect();
+    eprintln!(
+        "  review latency during the outage: mean {:?}, max {:?}",
+        latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32,
+        latencies.iter().max().copied().unwrap_or_default()
+    );
     for (i, repo) in repos.iter().enumerate() {
         let at: Vec<Instant> = answered
             .iter()
