@@ -422,6 +422,11 @@ pub struct CacheSpec {
     /// Permanent failures (not found, invalid manifest).
     #[serde(default = "d30s")]
     pub negative_ttl: Dur,
+    /// Transient failures (429, 5xx, timeouts, a registry backing off),
+    /// never longer than the registry's back-off, and answers over a limit
+    /// (oversized, endless paging). Zero: not cached.
+    #[serde(default = "d2s")]
+    pub transient_negative_ttl: Dur,
     /// Contract verdicts.
     #[serde(default = "d60s")]
     pub verdict_ttl: Dur,
@@ -482,6 +487,9 @@ fn d_evidence_bytes() -> ByteSize {
     ByteSize(256 << 20)
 }
 
+fn d2s() -> Dur {
+    Dur(Duration::from_secs(2))
+}
 fn d30s() -> Dur {
     Dur(Duration::from_secs(30))
 }
@@ -501,6 +509,7 @@ impl Default for CacheSpec {
             tag_ttl: d30s(),
             evidence_ttl: d1h(),
             negative_ttl: d30s(),
+            transient_negative_ttl: d2s(),
             verdict_ttl: d60s(),
             max_entries: d_entries(),
             evidence_bytes: d_evidence_bytes(),

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::oci::{RequestKind, RequestObserver};
+use crate::oci::{CircuitState, RequestKind, RequestObserver};
 
 /// Endpoint × result × mode.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,12 +60,28 @@ pub struct RegistryLabels {
     pub status: String,
 }
 
+/// A registry host.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryHostLabels {
+    /// Registry host.
+    pub registry: String,
+}
+
+/// Back-off labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackoffLabels {
+    /// Registry host.
+    pub registry: String,
+    /// `429`, `5xx`, `timeout`, `connect`.
+    pub cause: String,
+}
+
 /// Cache labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     /// `tag`, `evidence`, `verdict`.
     pub cache: String,
-    /// `hit`, `miss`, `stale`.
+    /// `hit`, `miss`, `negative-hit`, `transient-negative-hit`.
     pub result: String,
 }
 
@@ -129,6 +145,12 @@ pub struct Metrics {
     pub policy_seconds: Histogram,
     /// Registry requests.
     pub registry_requests: Family<RegistryLabels, Counter>,
+    /// Each registry host's circuit: 0 closed, 1 half-open, 2 open.
+    pub registry_circuit: Family<RegistryHostLabels, Gauge>,
+    /// Back-offs begun (circuits opened), by host and cause.
+    pub registry_backoffs: Family<BackoffLabels, Counter>,
+    /// Requests not sent because their host was backing off.
+    pub registry_shed: Family<RegistryHostLabels, Counter>,
     /// Cache lookups.
     pub cache: Family<CacheLabels, Counter>,
     /// Degraded decisions.
@@ -174,6 +196,9 @@ impl Metrics {
         let registry_seconds = latency();
         let policy_seconds = latency();
         let registry_requests = Family::<RegistryLabels, Counter>::default();
+        let registry_circuit = Family::<RegistryHostLabels, Gauge>::default();
+        let registry_backoffs = Family::<BackoffLabels, Counter>::default();
+        let registry_shed = Family::<RegistryHostLabels, Counter>::default();
         let cache = Family::<CacheLabels, Counter>::default();
         let degraded = Family::<DegradedLabels, Counter>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
@@ -232,6 +257,21 @@ impl Metrics {
             registry_requests.clone(),
         );
         registry.register(
+            "registry_circuit_state",
+            "Each registry host's circuit: 0 closed, 1 half-open (one probe allowed), 2 open (backing off)",
+            registry_circuit.clone(),
+        );
+        registry.register(
+            "registry_backoffs",
+            "Back-offs begun towards a registry host, by cause (429, 5xx, timeout, connect)",
+            registry_backoffs.clone(),
+        );
+        registry.register(
+            "registry_shed_requests",
+            "Registry requests not sent because the host was backing off",
+            registry_shed.clone(),
+        );
+        registry.register(
             "cache_requests",
             "Cache lookups by cache and result",
             cache.clone(),
@@ -266,6 +306,9 @@ impl Metrics {
             registry_seconds,
             policy_seconds,
             registry_requests,
+            registry_circuit,
+            registry_backoffs,
+            registry_shed,
             cache,
             degraded,
             reloads,
@@ -313,6 +356,31 @@ impl RequestObserver for Metrics {
                 registry: registry.into(),
                 kind: kind.as_str().into(),
                 status: outcome.into(),
+            })
+            .inc();
+    }
+
+    fn circuit(&self, registry: &str, state: CircuitState) {
+        self.registry_circuit
+            .get_or_create(&RegistryHostLabels {
+                registry: registry.into(),
+            })
+            .set(state.gauge());
+    }
+
+    fn backoff(&self, registry: &str, cause: &str) {
+        self.registry_backoffs
+            .get_or_create(&BackoffLabels {
+                registry: registry.into(),
+                cause: cause.into(),
+            })
+            .inc();
+    }
+
+    fn shed(&self, registry: &str) {
+        self.registry_shed
+            .get_or_create(&RegistryHostLabels {
+                registry: registry.into(),
             })
             .inc();
     }

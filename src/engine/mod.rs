@@ -17,11 +17,16 @@
 //! Caches (moka) wrap resolution and discovery+verification, never policy
 //! alone: the verdict cache key includes the contract revision, the evidence
 //! and the whole context. Concurrent misses of one key are coalesced, so a
-//! burst of reviews of a new digest costs one discovery. Transient registry
-//! errors are never cached; permanent ones briefly. A registry's failure
-//! policy (`fail-closed`, `last-known-good`, `warn`) applies to transient
-//! errors and deadline expiry only: a bad signature or an untrusted signer
-//! is not an error of the registry and never degrades.
+//! burst of reviews of a new digest costs one discovery. Failures are
+//! coalesced and cached the same way: permanent ones for `cache.negativeTtl`;
+//! transient ones (and answers over a limit) for seconds, never past the
+//! registry's back-off (`cache.transientNegativeTtl`), so reviews of an
+//! uncached digest during an outage make one registry attempt per back-off
+//! interval, and a recovered registry is asked again as soon as its back-off
+//! ends. A registry's failure policy (`fail-closed`, `last-known-good`,
+//! `warn`) applies to transient errors and deadline expiry only: a bad
+//! signature or an untrusted signer is not an error of the registry and
+//! never degrades.
 
 pub mod decision;
 pub mod namespaces;
@@ -242,13 +247,41 @@ struct EvidenceKey {
 
 type Shared<T> = Arc<T>;
 
+/// A remembered failure, with how long it is remembered (each entry its
+/// own: permanent failures for `negativeTtl`, transient ones for seconds).
+#[derive(Clone)]
+struct Negative {
+    error: Shared<PipelineError>,
+    ttl: Duration,
+    until: Instant,
+    transient: bool,
+}
+
+/// Expires each [`Negative`] after its own TTL.
+struct NegativeExpiry;
+
+impl<K> moka::Expiry<K, Negative> for NegativeExpiry {
+    fn expire_after_create(&self, _: &K, v: &Negative, _: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+    fn expire_after_update(
+        &self,
+        _: &K,
+        v: &Negative,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
 struct Caches {
     // Coalescing caches (concurrent misses of one key share one fetch).
     tags: Cache<TagKey, Shared<(Resolved, Vec<RequestRecord>)>>,
     evidence: Cache<EvidenceKey, Shared<EvidenceSet>>,
     // Plain caches.
-    tags_negative: SyncCache<TagKey, Shared<PipelineError>>,
-    evidence_negative: SyncCache<EvidenceKey, Shared<PipelineError>>,
+    tags_negative: SyncCache<TagKey, Negative>,
+    evidence_negative: SyncCache<EvidenceKey, Negative>,
     verdicts: SyncCache<VerdictKey, Shared<Evaluated>>,
     lkg_tags: SyncCache<TagKey, Shared<(Resolved, jiff::Timestamp)>>,
     lkg_evidence: SyncCache<EvidenceKey, Shared<EvidenceSet>>,
@@ -276,7 +309,7 @@ impl Caches {
                 .build(),
             tags_negative: SyncCache::builder()
                 .max_capacity(n)
-                .time_to_live(build(c.negative_ttl.0))
+                .expire_after(NegativeExpiry)
                 .build(),
             // Weighed in bytes (caches.evidenceBytes), not entries: one
             // image's evidence may be 2 KiB or, with a large SBOM, 600.
@@ -287,7 +320,7 @@ impl Caches {
                 .build(),
             evidence_negative: SyncCache::builder()
                 .max_capacity(n)
-                .time_to_live(build(c.negative_ttl.0))
+                .expire_after(NegativeExpiry)
                 .build(),
             verdicts: SyncCache::builder()
                 .max_capacity(n.saturating_mul(4))
@@ -420,8 +453,10 @@ impl Engine {
     pub fn reload(&self, config: Config) {
         let old = self.runtime.load();
         let clear = format!("{:?}", old.config.spec.cache) != format!("{:?}", config.spec.cache);
-        self.runtime
-            .store(Arc::new(Runtime::new(config, self.metrics.clone())));
+        let mut rt = Runtime::new(config, self.metrics.clone());
+        // A registry backing off keeps backing off.
+        rt.registries.adopt_circuits(&old.registries);
+        self.runtime.store(Arc::new(rt));
         self.generation.fetch_add(1, Ordering::SeqCst);
         if clear {
             self.caches.invalidate_all();
@@ -991,15 +1026,15 @@ impl Engine {
         Ok((set, requests))
     }
 
-    /// One lookup of a coalescing cache: a cached permanent error, a hit,
-    /// or one `fetch` shared by every concurrent caller of `key`. Permanent
-    /// errors are remembered in `negative`; transient ones never are.
-    /// Returns the value and whether this call fetched it.
+    /// One lookup of a coalescing cache: a cached error, a hit, or one
+    /// `fetch` shared by every concurrent caller of `key`. Errors are
+    /// remembered in `negative` for [`Engine::negative_ttl`]. Returns the
+    /// value and whether this call fetched it.
     async fn coalesced<K, V>(
         &self,
         name: &str,
         cache: &Cache<K, Shared<V>>,
-        negative: &SyncCache<K, Shared<PipelineError>>,
+        negative: &SyncCache<K, Negative>,
         key: K,
         fetch: impl std::future::Future<Output = Result<V, PipelineError>>,
     ) -> Result<(Shared<V>, bool), PipelineError>
@@ -1007,9 +1042,20 @@ impl Engine {
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
-        if let Some(e) = negative.get(&key) {
-            self.metrics.cache_result(name, "negative-hit");
-            return Err((*e).clone());
+        if let Some(n) = negative.get(&key) {
+            // Checked here too: moka reclaims per-entry expiry lazily.
+            if n.until > Instant::now() {
+                self.metrics.cache_result(
+                    name,
+                    if n.transient {
+                        "transient-negative-hit"
+                    } else {
+                        "negative-hit"
+                    },
+                );
+                return Err((*n.error).clone());
+            }
+            negative.invalidate(&key);
         }
         let missed = AtomicBool::new(false);
         let result = cache
@@ -1025,11 +1071,46 @@ impl Engine {
             Ok(v) => Ok((v, missed)),
             Err(e) => {
                 let e = (*e).clone();
-                if e.class() == ErrorClass::Permanent {
-                    negative.insert(key, Arc::new(e.clone()));
+                let ttl = self.negative_ttl(&e);
+                if !ttl.is_zero() {
+                    negative.insert(
+                        key,
+                        Negative {
+                            error: Arc::new(e.clone()),
+                            ttl,
+                            until: Instant::now() + ttl,
+                            transient: e.class() == ErrorClass::Transient,
+                        },
+                    );
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// How long a failure is remembered:
+    /// - permanent: `cache.negativeTtl`;
+    /// - an answer over a limit (oversized, endless paging): permanent, so
+    ///   it never degrades, but remembered only `cache.transientNegativeTtl`,
+    ///   so a registry that misbehaved for a moment does not keep a signed
+    ///   digest denied;
+    /// - transient: `cache.transientNegativeTtl`, and never past the
+    ///   registry host's back-off (zero, not remembered, while a probe is
+    ///   due), so the first review after the back-off asks again.
+    fn negative_ttl(&self, e: &PipelineError) -> Duration {
+        let rt = self.runtime();
+        let c = &rt.config.spec.cache;
+        let short = c.transient_negative_ttl.0;
+        match e {
+            PipelineError::Registry { error, .. } if error.class() == ErrorClass::Transient => {
+                match rt.registries.backoff_remaining(&error.registry) {
+                    Some(remaining) => remaining.min(short),
+                    None => short,
+                }
+            }
+            PipelineError::Registry { error, .. } if error.is_over_limit() => short,
+            e if e.class() == ErrorClass::Transient => short,
+            _ => c.negative_ttl.0,
         }
     }
 

@@ -15,7 +15,12 @@
 //!   a token realm on the same host or on a host configured for it);
 //! - plain HTTP only where the registry's options allow it;
 //! - one [`Transport`] per (registry host, credential set), so tenants'
-//!   credentials and tokens never mix.
+//!   credentials and tokens never mix;
+//! - a host that answers 429 or 5xx, times out or refuses connections is
+//!   left alone for its back-off (`Retry-After`, or an exponential back-off
+//!   with jitter): requests to it fail at once, without touching the
+//!   network, and after the back-off one probe request is sent
+//!   ([`super::backoff`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +33,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 
 use super::auth::{Challenge, Credential, TokenResponse, parse_challenge};
+use super::backoff::{BackoffPolicy, CircuitState, Circuits, Trip};
 use super::error::{
     ConnectFailure, CredentialKind, CredentialsUsed, RegistryError, RegistryErrorKind, TimeoutKind,
 };
@@ -81,6 +87,24 @@ pub struct Limits {
     pub max_redirects: usize,
     /// Concurrent requests within one image's discovery (default 8).
     pub concurrency: usize,
+    /// The first back-off from a registry host that failed (429, 5xx, a
+    /// timeout, a refused connection) without a `Retry-After`, in
+    /// milliseconds; doubled per consecutive failure, with jitter (default
+    /// 1 s).
+    pub backoff_millis: u64,
+    /// The longest back-off, in milliseconds, `Retry-After` included
+    /// (default 60 s; 0 turns back-off off).
+    pub max_backoff_millis: u64,
+}
+
+impl Limits {
+    /// The back-off policy of these limits.
+    pub fn backoff(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            initial: Duration::from_millis(self.backoff_millis),
+            max: Duration::from_millis(self.max_backoff_millis),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -96,6 +120,8 @@ impl Default for Limits {
             max_image_millis: 20_000,
             max_redirects: 5,
             concurrency: 8,
+            backoff_millis: 1000,
+            max_backoff_millis: 60_000,
         }
     }
 }
@@ -135,10 +161,18 @@ impl RequestKind {
     }
 }
 
-/// Receives one call per registry request (for metrics).
+/// Receives one call per registry request (for metrics), and the changes
+/// of each host's circuit.
 pub trait RequestObserver: Send + Sync {
     /// `outcome` is the HTTP status (`"200"`) or an error label (`"timeout"`).
     fn observe(&self, registry: &str, kind: RequestKind, outcome: &str);
+    /// A host's circuit changed state.
+    fn circuit(&self, _registry: &str, _state: CircuitState) {}
+    /// A host's circuit opened (a back-off began); `cause` is `429`,
+    /// `5xx`, `timeout` or `connect`.
+    fn backoff(&self, _registry: &str, _cause: &str) {}
+    /// A request to a backing-off host was not sent.
+    fn shed(&self, _registry: &str) {}
 }
 
 /// An observer that does nothing.
@@ -266,6 +300,8 @@ pub struct Transport {
     /// challenge wait for it instead of each fetching a token.
     token_fetch: tokio::sync::Mutex<()>,
     observer: Arc<dyn RequestObserver>,
+    /// The hosts' circuits (shared by every transport of a [`super::Registries`]).
+    circuits: Arc<Circuits>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -338,8 +374,17 @@ impl Transport {
             tokens: Mutex::new(HashMap::new()),
             bearer_seen: AtomicBool::new(false),
             token_fetch: tokio::sync::Mutex::new(()),
+            circuits: Arc::new(Circuits::new(observer.clone())),
             observer,
         })
+    }
+
+    /// Shares `circuits` (every transport to one host must see the same
+    /// circuit) instead of this transport's own.
+    #[must_use]
+    pub fn with_circuits(mut self, circuits: Arc<Circuits>) -> Self {
+        self.circuits = circuits;
+        self
     }
 
     /// The host[:port].
@@ -400,8 +445,39 @@ impl Transport {
 
     /// `GET` (`head == false`) or `HEAD` a path under `/v2/`, following
     /// redirects and the auth challenge, reading at most `max` body bytes of
-    /// a 2xx response.
+    /// a 2xx response. Fails at once, sending nothing, while the host is
+    /// backing off ([`RegistryErrorKind::BackingOff`]); reports what the
+    /// answer says about the host's health to its circuit.
     pub async fn request(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: RequestKind,
+        head: bool,
+        path: &str,
+        accept: Option<&str>,
+        max: u64,
+    ) -> Result<Fetched, RegistryError> {
+        let permit = match self.circuits.admit(&self.host, self.limits.backoff()) {
+            Ok(p) => p,
+            Err(refusal) => return Err(refusal.error(&self.host, &describe(kind, path))),
+        };
+        // Boxed: the request's state machine is large, and discovery runs
+        // several at once inside the engine's futures (debug builds ran out
+        // of a worker thread's 2 MiB stack without it).
+        let result = Box::pin(self.send(ctx, kind, head, path, accept, max)).await;
+        let trip = match &result {
+            Ok(f) => Trip::for_status(f.status, f.header("retry-after")),
+            Err(e) => Trip::for_error(e),
+        };
+        match trip {
+            Some(t) => permit.failed(t),
+            None => permit.succeeded(),
+        }
+        result
+    }
+
+    /// [`Transport::request`] without the circuit.
+    async fn send(
         &self,
         ctx: &Ctx<'_>,
         kind: RequestKind,
@@ -861,17 +937,8 @@ pub fn host_port(url: &reqwest::Url) -> String {
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 syntax.
-    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let secs = at
-        .as_second()
-        .saturating_sub(jiff::Timestamp::now().as_second());
-    Some(Duration::from_secs(secs.max(0) as u64))
+        .and_then(|v| v.to_str().ok())?;
+    super::backoff::parse_retry_after(v, std::time::SystemTime::now())
 }
 
 /// Every error of a chain, outermost first, looking inside `io::Error`s

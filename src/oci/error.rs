@@ -1,11 +1,18 @@
 //! Registry errors, classified for caching, failure policy and exit codes,
 //! each saying what went wrong *and* what fixes it.
 //!
-//! *Transient* errors (timeouts, refused connections, 5xx, 429) may succeed
-//! on retry: they are never cached, and a registry's failure policy may
-//! degrade them. *Permanent* errors (the image does not exist, access denied
-//! after authenticating, an invalid or oversized manifest, a digest mismatch)
-//! are cached briefly and never degrade.
+//! *Transient* errors (timeouts, refused connections, 5xx, 429, a host
+//! backing off) may succeed on retry: they are cached for seconds at most
+//! (`cache.transientNegativeTtl`, never past the host's back-off), and a
+//! registry's failure policy may degrade them. *Permanent* errors (the image
+//! does not exist, access denied after authenticating, an invalid manifest,
+//! a digest mismatch) are cached for `cache.negativeTtl` and never degrade.
+//! Answers over a limit (oversized, endless paging, too many referrers) are
+//! permanent too, so they never degrade (whoever can push to a repository
+//! must not be able to turn a deny into a degraded allow), but
+//! [`RegistryError::is_over_limit`] tells the cache to keep them only as
+//! long as a transient error: a registry that misbehaved for a moment must
+//! not keep a signed digest denied for the whole negative TTL.
 //!
 //! Orthogonally, [`RegistryError::category`] tells an *operational* problem
 //! (provgate could not talk to the registry: unreachable, TLS, credentials,
@@ -25,9 +32,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorClass {
-    /// Retry may succeed; never cached.
+    /// Retry may succeed; cached for seconds at most; may degrade.
     Transient,
-    /// Retry will not help; cached briefly.
+    /// Retry will not help; cached briefly; never degrades.
     Permanent,
 }
 
@@ -182,6 +189,18 @@ pub enum RegistryErrorKind {
     BadRedirect(String),
     /// The token endpoint misbehaved.
     Token(String),
+    /// The host is backing off after it failed (429, 5xx, timeouts,
+    /// refused connections): the request was not sent.
+    BackingOff {
+        /// When the host may be asked again.
+        until: jiff::Timestamp,
+        /// What made it back off, e.g. `429 Too Many Requests
+        /// (Retry-After: 2)`.
+        cause: String,
+        /// Whether the back-off is over and one probe request is in
+        /// flight (the circuit is half-open).
+        probing: bool,
+    },
 }
 
 /// A classified registry error, with the registry it came from.
@@ -211,7 +230,9 @@ impl RegistryError {
             // Every connection failure counts as transient, TLS ones too: a
             // certificate rotation or a middlebox can cause them, and the
             // failure policy decides what an outage means.
-            Timeout(_) | Connect(_) | Server(_) | RateLimited { .. } => ErrorClass::Transient,
+            Timeout(_) | Connect(_) | Server(_) | RateLimited { .. } | BackingOff { .. } => {
+                ErrorClass::Transient
+            }
             NotFound
             | Unauthorized { .. }
             | Status(_)
@@ -234,6 +255,7 @@ impl RegistryError {
             | Connect(_)
             | Server(_)
             | RateLimited { .. }
+            | BackingOff { .. }
             | Unauthorized { .. }
             | Status(_)
             | BadRedirect(_)
@@ -245,6 +267,19 @@ impl RegistryError {
             | TooMany { .. }
             | BudgetExceeded { .. } => ErrorCategory::Evidence,
         }
+    }
+
+    /// Whether the registry's answer was over a limit (too large, too many
+    /// pages, referrers, layers or redirects, the per-image byte budget).
+    /// Permanent (it never degrades), but cached only briefly: see the
+    /// module documentation.
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self.kind,
+            RegistryErrorKind::TooLarge { .. }
+                | RegistryErrorKind::TooMany { .. }
+                | RegistryErrorKind::BudgetExceeded { .. }
+        )
     }
 
     /// Whether the error is operational (see [`ErrorCategory`]).
@@ -271,6 +306,7 @@ impl RegistryError {
             BudgetExceeded { .. } => "budget",
             BadRedirect(_) => "bad-redirect",
             Token(_) => "token",
+            BackingOff { .. } => "backing-off",
         }
     }
 
@@ -362,6 +398,26 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RegistryErrorKind::*;
         let name = self.config_name();
+        if let BackingOff {
+            until,
+            cause,
+            probing,
+        } = &self.kind
+        {
+            let what = if *probing {
+                format!("is backing off after {cause}: a probe request is in flight")
+            } else {
+                format!(
+                    "is backing off until {} after {cause}",
+                    until.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+                )
+            };
+            return write!(
+                f,
+                "registry {} {what}: {} was not sent; the registry is asked again after the back-off, and until then registries.hosts.\"{name}\".failure decides",
+                self.registry, self.context
+            );
+        }
         write!(f, "registry {}: {}: ", self.registry, self.context)?;
         match &self.kind {
             Timeout(TimeoutKind::Request(d)) => write!(
@@ -487,6 +543,7 @@ impl fmt::Display for RegistryError {
             ),
             BadRedirect(e) => write!(f, "bad redirect: {e}"),
             Token(e) => write!(f, "token request failed: {e}"),
+            BackingOff { .. } => Ok(()),
         }
     }
 }
@@ -700,6 +757,64 @@ mod tests {
             RegistryErrorKind::Connect(ConnectFailure::Other("reset".into())),
         ] {
             assert_eq!(err(kind).category(), ErrorCategory::Operational);
+        }
+    }
+
+    #[test]
+    fn backing_off_says_until_when_after_what_and_that_nothing_was_sent() {
+        let until = jiff::Timestamp::from_millisecond(1_767_225_602_500).unwrap();
+        let e = err(RegistryErrorKind::BackingOff {
+            until,
+            cause: "429 Too Many Requests (Retry-After: 2)".into(),
+            probing: false,
+        });
+        assert_eq!(
+            e.to_string(),
+            "registry reg.example:5000 is backing off until 2026-01-01T00:00:02.500Z after 429 Too Many Requests (Retry-After: 2): resolve app:v1 was not sent; the registry is asked again after the back-off, and until then registries.hosts.\"reg.example:5000\".failure decides"
+        );
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert_eq!(e.category(), ErrorCategory::Operational);
+        assert_eq!(e.label(), "backing-off");
+        assert!(!e.is_over_limit());
+        no_debug_forms(&e.to_string());
+        let probing = err(RegistryErrorKind::BackingOff {
+            until,
+            cause: "503 Service Unavailable (no Retry-After)".into(),
+            probing: true,
+        });
+        assert!(
+            probing.to_string().starts_with(
+                "registry reg.example:5000 is backing off after 503 Service Unavailable (no Retry-After): a probe request is in flight: resolve app:v1 was not sent;"
+            ),
+            "{probing}"
+        );
+        no_debug_forms(&probing.to_string());
+    }
+
+    #[test]
+    fn answers_over_a_limit_are_permanent_but_marked_for_a_short_memory() {
+        for kind in [
+            RegistryErrorKind::TooLarge {
+                what: "manifest",
+                limit: 10,
+                size: 11,
+            },
+            RegistryErrorKind::TooMany {
+                what: "referrers pages",
+                limit: 8,
+            },
+            RegistryErrorKind::BudgetExceeded { limit: 1 },
+        ] {
+            let e = err(kind);
+            assert!(e.is_over_limit(), "{e}");
+            assert_eq!(e.class(), ErrorClass::Permanent, "never degrades: {e}");
+        }
+        for kind in [
+            RegistryErrorKind::NotFound,
+            RegistryErrorKind::InvalidManifest("x".into()),
+            RegistryErrorKind::Server(503),
+        ] {
+            assert!(!err(kind).is_over_limit());
         }
     }
 

@@ -9,8 +9,14 @@
 //! ([`Traced`]), for `--explain`, and report each request to a
 //! [`RequestObserver`] for metrics. Their errors ([`RegistryError`]) say
 //! what went wrong and which setting fixes it.
+//!
+//! Each registry host has a circuit ([`backoff`]): a host that answers 429
+//! or 5xx, times out or refuses connections is left alone for its
+//! back-off, and the requests meant for it fail at once with a transient
+//! error instead of adding to its trouble.
 
 pub mod auth;
+pub mod backoff;
 pub mod client;
 mod discover;
 pub mod error;
@@ -22,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use auth::{Credential, CredentialError, CredentialSet};
+pub use backoff::{BackoffPolicy, CircuitState, Circuits};
 pub use client::{
     Budget, Limits, NoObserver, RegistryOptions, RequestKind, RequestLog, RequestObserver,
     RequestRecord, Transport,
@@ -109,6 +116,8 @@ pub struct Registries {
     /// settings gets a transport for each.
     transports: Mutex<HashMap<TransportKey, Arc<Transport>>>,
     referrers_memo: ReferrersMemo,
+    /// Each host's circuit, shared by all its transports.
+    circuits: Arc<Circuits>,
 }
 
 type TransportKey = (String, RegistryOptions, String);
@@ -136,10 +145,27 @@ impl Registries {
             entries,
             default,
             limits,
+            circuits: Arc::new(Circuits::new(observer.clone())),
             observer,
             transports: Mutex::new(HashMap::new()),
             referrers_memo: ReferrersMemo::new(DEFAULT_REFERRERS_MEMO_TTL),
         }
+    }
+
+    /// Takes over `previous`'s circuits (on a configuration reload), so
+    /// that a host backing off keeps backing off. Transports already made
+    /// are dropped: they hold the circuits they were made with.
+    pub fn adopt_circuits(&mut self, previous: &Registries) {
+        self.circuits = previous.circuits.clone();
+        if let Ok(mut map) = self.transports.lock() {
+            map.clear();
+        }
+    }
+
+    /// How long until `host` may be asked again: `None` when it is not
+    /// backing off, zero when its back-off is over (a probe may be sent).
+    pub fn backoff_remaining(&self, host: &str) -> Option<Duration> {
+        self.circuits.remaining(host)
     }
 
     /// Remember the absence of a registry's referrers API for `ttl` instead
@@ -226,7 +252,7 @@ impl Registries {
                 RegistryErrorKind::Connect(ConnectFailure::Other(e.to_string())),
             )
         })?;
-        let t = Arc::new(t);
+        let t = Arc::new(t.with_circuits(self.circuits.clone()));
         map.insert(key, t.clone());
         Ok(t)
     }

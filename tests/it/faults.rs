@@ -3,6 +3,8 @@
 //! server runs; a burst of reviews of a new digest. No wrong allow, no
 //! crash, one discovery.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,9 +17,13 @@ use crate::common::server::{
 };
 
 /// Short caches, so that every review after the first goes back to the
-/// registry (and meets the fault).
-const SHORT_CACHES: &str =
-    "cache: {tagTtl: 1ms, evidenceTtl: 1ms, negativeTtl: 1ms, verdictTtl: 1ms}\n";
+/// registry (and meets the fault, or the registry's back-off).
+const SHORT_CACHES: &str = "cache: {tagTtl: 1ms, evidenceTtl: 1ms, negativeTtl: 1ms, transientNegativeTtl: 1ms, verdictTtl: 1ms}\n";
+
+/// How long a registry is left alone after its first failure without
+/// `Retry-After` (`registries.limits.backoffMillis`, 1 s by default; the
+/// jittered back-off is at most that).
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 fn faulty(failure: &'static str, proxy: &Proxy) -> Server {
     Server::start(Setup {
@@ -37,28 +43,55 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(20));
 }
 
+/// Reviews `body` until it is allowed; how long that took. Panics after
+/// `limit`.
+fn admitted_within(s: &Server, body: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let v = s.review("/validate", body);
+        if allowed(&v) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still denied {:?} after recovery: {v}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn registry_down_under_fail_closed_denies_and_recovers_without_a_cached_failure() {
+fn registry_down_under_fail_closed_denies_and_recovers_within_one_back_off() {
     let proxy = Proxy::start(&kit().registry());
     let s = faulty("fail-closed", &proxy);
     let img = signed_image("fault-fc");
-    let via = img.via(&proxy.host());
-    assert!(allowed(&s.review("/validate", &deploy(&via, "prod"))));
+    let body = deploy(&img.via(&proxy.host()), "prod");
+    assert!(allowed(&s.review("/validate", &body)));
     for mode in [Mode::Down, Mode::Error503] {
         proxy.set(mode);
         settle();
-        let v = s.review("/validate", &deploy(&via, "prod"));
+        let v = s.review("/validate", &body);
         assert!(
             !allowed(&v),
             "{mode:?}: allowed while the registry fails: {v}"
         );
         let m = message(&v);
         assert!(m.contains(&proxy.host()), "{mode:?}: {m}");
-        // Transient errors are never cached: back up, allowed at once.
+        // While it backs off, the registry is not asked: still denied,
+        // saying so.
+        let v = s.review("/validate", &body);
+        assert!(!allowed(&v), "{mode:?}: {v}");
+        assert!(
+            message(&v).contains(&format!("registry {} is backing off", proxy.host())),
+            "{mode:?}: {}",
+            message(&v)
+        );
+        // Back up: admitted once the back-off is over, not a negative TTL
+        // later.
         proxy.set(Mode::Pass);
-        settle();
-        let v = s.review("/validate", &deploy(&via, "prod"));
-        assert!(allowed(&v), "{mode:?}: still denied after recovery: {v}");
+        let took = admitted_within(&s, &body, FIRST_BACKOFF + Duration::from_secs(2));
+        eprintln!("{mode:?}: admitted {took:?} after recovery");
     }
 }
 
@@ -156,22 +189,27 @@ fn flapping_registry_never_causes_a_wrong_allow() {
         Mode::Error503,
     ];
     let mut allowed_good = 0;
+    let bad_body = deploy(&bad.via(&proxy.host()), "prod");
+    let good_body = deploy(&good.via(&proxy.host()), "prod");
     for (i, m) in modes.iter().cycle().take(18).enumerate() {
         proxy.set(*m);
         settle();
-        let v = s.review("/validate", &deploy(&bad.via(&proxy.host()), "prod"));
+        let v = s.review("/validate", &bad_body);
         assert!(
             !allowed(&v),
             "round {i} ({m:?}): unsigned image allowed: {v}"
         );
-        let v = s.review("/validate", &deploy(&good.via(&proxy.host()), "prod"));
         if *m == Mode::Pass {
+            // Admitted once the back-off of the last failure is over.
+            admitted_within(&s, &good_body, FIRST_BACKOFF + Duration::from_secs(2));
+            let v = s.review("/validate", &bad_body);
             assert!(
-                allowed(&v),
-                "round {i}: signed image denied with the registry up: {v}"
+                !allowed(&v),
+                "round {i} ({m:?}): unsigned image allowed: {v}"
             );
             allowed_good += 1;
         } else {
+            let v = s.review("/validate", &good_body);
             assert!(
                 !allowed(&v),
                 "round {i} ({m:?}): allowed without verification under fail-closed"
@@ -435,4 +473,261 @@ fn s5_decision_log_and_metrics_show_allowed_and_denied_per_namespace() {
     assert!(m.contains(
         "provgate_decisions_total{source=\"admission\",namespace=\"search\",outcome=\"allow\"} 2"
     ));
+}
+
+/// One review of a steady load.
+#[derive(Debug, Clone)]
+struct Reviewed {
+    /// Which image (index into the load's bodies).
+    image: usize,
+    started: Instant,
+    finished: Instant,
+    allowed: bool,
+    message: String,
+}
+
+/// Reviews `bodies` from `workers` concurrent clients, each pausing
+/// `pace` between its reviews, until `stop` is set. Worker `i` reviews
+/// image `i % bodies.len()`.
+fn steady_load(
+    s: &Server,
+    bodies: &[String],
+    workers: usize,
+    pace: Duration,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Reviewed>> {
+    let url = format!("{}/validate?timeout=10s", s.base);
+    let bodies: Vec<String> = bodies.to_vec();
+    let client = s.client.clone();
+    s.rt.spawn(async move {
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+                let image = w % bodies.len();
+                let body = bodies[image].clone();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let v: Value = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                            .unwrap();
+                        out.push(Reviewed {
+                            image,
+                            started,
+                            finished: Instant::now(),
+                            allowed: allowed(&v),
+                            message: message(&v),
+                        });
+                        tokio::time::sleep(pace).await;
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    })
+}
+
+/// The value of the circuit-state gauge of `host` (0 closed, 1 half-open,
+/// 2 open), if exported.
+fn circuit_state(metrics: &str, host: &str) -> Option<u64> {
+    let prefix = format!("provgate_registry_circuit_state{{registry=\"{host}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+#[test]
+fn a_rate_limited_registry_is_asked_once_per_retry_after_and_recovers_within_one_interval() {
+    const IMAGES: usize = 4;
+    const INTERVAL: Duration = Duration::from_secs(2);
+    const OUTAGE: Duration = Duration::from_secs(10);
+    let proxy = Proxy::start(&kit().registry());
+    let s = Server::start(Setup {
+        registry: Some(proxy.host()),
+        ..Setup::default()
+    });
+    let images: Vec<_> = (0..IMAGES)
+        .map(|i| signed_image(&format!("outage-{i}")))
+        .collect();
+    let repos: Vec<String> = images
+        .iter()
+        .map(|img| img.repo.split_once('/').map(|(_, r)| r.to_owned()).unwrap())
+        .collect();
+    let bodies: Vec<String> = images
+        .iter()
+        .map(|img| deploy(&img.via(&proxy.host()), "prod"))
+        .collect();
+
+    proxy.set_retry_after(Some("2"));
+    proxy.set(Mode::Error429);
+    let outage_start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(&s, &bodies, 8, Duration::from_millis(10), stop.clone());
+    std::thread::sleep(OUTAGE / 2);
+    let mid = s.metrics();
+    std::thread::sleep(OUTAGE / 2);
+    proxy.set(Mode::Pass);
+    let recovered_at = Instant::now();
+    std::thread::sleep(INTERVAL + Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let reviews = s.rt.block_on(load).unwrap();
+    let after = s.metrics();
+
+    // What reached the registry during the outage, per image.
+    let answered = proxy.answered();
+    let outage_secs = recovered_at.duration_since(outage_start).as_secs_f64();
+    let during: Vec<_> = reviews
+        .iter()
+        .filter(|r| r.finished < recovered_at)
+        .collect();
+    eprintln!(
+        "429 outage of {outage_secs:.1} s (Retry-After: 2): {} registry requests ({:.1}/s) for {} reviews ({:.0}/s) of {IMAGES} fresh digests",
+        answered.len(),
+        answered.len() as f64 / outage_secs,
+        during.len(),
+        during.len() as f64 / outage_secs,
+    );
+    let latencies: Vec<Duration> = during
+        .iter()
+        .map(|r| r.finished.duration_since(r.started))
+        .collect();
+    eprintln!(
+        "  review latency during the outage: mean {:?}, max {:?}",
+        latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32,
+        latencies.iter().max().copied().unwrap_or_default()
+    );
+    for (i, repo) in repos.iter().enumerate() {
+        let at: Vec<Instant> = answered
+            .iter()
+            .filter(|a| a.target.starts_with(&format!("/v2/{repo}/")))
+            .map(|a| a.at)
+            .collect();
+        eprintln!("  image {i}: {} requests", at.len());
+        for w in at.windows(2) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(
+                gap >= INTERVAL - Duration::from_millis(100),
+                "image {i}: two registry requests {gap:?} apart during the outage (Retry-After: 2)"
+            );
+        }
+    }
+    let intervals = (OUTAGE.as_secs() / INTERVAL.as_secs()) as usize + 1;
+    assert!(
+        answered.len() <= IMAGES * intervals,
+        "{} registry requests during the outage: more than one per digest per interval",
+        answered.len()
+    );
+    assert!(!answered.is_empty(), "the outage was never seen");
+
+    // Every review during the outage is denied (fail-closed), before its
+    // deadline (10 s - 1 s margin), saying why.
+    assert!(during.len() > 100, "only {} reviews", during.len());
+    for r in &during {
+        assert!(!r.allowed, "allowed during the outage: {r:?}");
+        let took = r.finished.duration_since(r.started);
+        assert!(took < Duration::from_secs(9), "a review took {took:?}");
+        assert!(r.message.contains(&proxy.host()), "{}", r.message);
+    }
+    let backing_off = format!("registry {} is backing off until ", proxy.host());
+    let explained = during
+        .iter()
+        .find(|r| r.message.contains(&backing_off))
+        .unwrap_or_else(|| panic!("no denial says the registry is backing off: {during:?}"));
+    assert!(
+        explained
+            .message
+            .contains("after 429 Too Many Requests (Retry-After: 2)"),
+        "{}",
+        explained.message
+    );
+
+    // Fresh signed digests are admitted within one interval of recovery
+    // (plus the time of one cold discovery), and stay admitted.
+    for i in 0..IMAGES {
+        let mut mine: Vec<_> = reviews
+            .iter()
+            .filter(|r| r.image == i && r.started >= recovered_at)
+            .collect();
+        mine.sort_by_key(|r| r.finished);
+        let first = mine
+            .iter()
+            .position(|r| r.allowed)
+            .unwrap_or_else(|| panic!("image {i} was never admitted after recovery"));
+        let after_recovery = mine[first].finished.duration_since(recovered_at);
+        eprintln!("  image {i}: admitted {after_recovery:?} after recovery");
+        assert!(
+            after_recovery <= INTERVAL + Duration::from_millis(1500),
+            "image {i} admitted only {after_recovery:?} after recovery"
+        );
+        let again: Vec<_> = mine[first..].iter().filter(|r| !r.allowed).collect();
+        assert!(
+            again.is_empty(),
+            "image {i} denied again after being admitted: {again:#?}"
+        );
+    }
+
+    // The circuit was open (or probing) mid-outage and is closed again.
+    let host = proxy.host();
+    assert!(
+        matches!(circuit_state(&mid, &host), Some(1 | 2)),
+        "circuit state mid-outage: {:?}",
+        circuit_state(&mid, &host)
+    );
+    assert_eq!(circuit_state(&after, &host), Some(0), "{after}");
+    assert!(
+        after.contains(&format!(
+            "provgate_registry_backoffs_total{{registry=\"{host}\",cause=\"429\"}}"
+        )),
+        "{after}"
+    );
+}
+
+#[test]
+fn a_backing_off_registry_is_a_transient_failure_for_last_known_good() {
+    let proxy = Proxy::start(&kit().registry());
+    let s = Server::start(Setup {
+        registry: Some(proxy.host()),
+        failure: "last-known-good",
+        extra: "cache: {tagTtl: 1ms, evidenceTtl: 1ms}\n".into(),
+        ..Setup::default()
+    });
+    let good = signed_image("backoff-lkg");
+    let fresh = signed_image("backoff-lkg-new");
+    let (good_via, fresh_via) = (good.via(&proxy.host()), fresh.via(&proxy.host()));
+    assert!(allowed(&s.review("/validate", &deploy(&good_via, "prod"))));
+    proxy.set_retry_after(Some("30"));
+    proxy.set(Mode::Error429);
+    settle();
+    // The first review meets the 429 and opens the circuit; the next ones
+    // are not sent at all, and still degrade to last-known-good.
+    for round in 0..3 {
+        let v = s.review("/validate", &deploy(&good_via, "prod"));
+        assert!(allowed(&v), "round {round}: {v}");
+        let w = warnings(&v).join("\n");
+        assert!(w.contains("last-known-good"), "round {round}: {w}");
+        if round > 0 {
+            assert!(w.contains("is backing off until"), "round {round}: {w}");
+        }
+    }
+    assert_eq!(proxy.answered().len(), 1, "{:?}", proxy.answered());
+    // Never verified: no last-known-good, denied.
+    let v = s.review("/validate", &deploy(&fresh_via, "prod"));
+    assert!(!allowed(&v), "{v}");
+    assert!(message(&v).contains("is backing off until"), "{v}");
+    assert_eq!(proxy.answered().len(), 1);
 }

@@ -569,10 +569,29 @@ async fn hostile_429_with_retry_after_is_transient_rate_limited() {
             .contains("rate limited (429): the registry asks to retry after 7 s;"),
         "{e}"
     );
-    let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, want, "{e}");
-    assert_eq!(e.class(), ErrorClass::Transient);
+    // The registry asked for 7 s: the next request is not sent.
+    let before = server.requests().len();
+    let (e, requests) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
+    assert_backing_off(&e, &server, "429 Too Many Requests (Retry-After: 7)");
+    assert!(requests.is_empty(), "{requests:?}");
+    assert_eq!(server.requests().len(), before);
     assert_quick(started, 3);
+}
+
+/// Asserts that `e` says the fake's host is backing off after `cause`.
+#[track_caller]
+fn assert_backing_off(e: &provgate::oci::RegistryError, server: &FakeServer, cause: &str) {
+    assert!(
+        matches!(&e.kind, RegistryErrorKind::BackingOff { cause: c, probing: false, .. } if c == cause),
+        "{e:?}"
+    );
+    assert_eq!(e.class(), ErrorClass::Transient);
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!("registry {} is backing off until ", server.host())),
+        "{text}"
+    );
+    assert!(text.contains(&format!(" after {cause}: ")), "{text}");
 }
 
 #[tokio::test]
@@ -594,9 +613,15 @@ async fn hostile_5xx_is_transient_server_error() {
         let (e, _) = err(regs.resolve(&tagged, &CredentialSet::anonymous()).await);
         assert_eq!(e.kind, RegistryErrorKind::Server(status), "{e}");
         assert_eq!(e.class(), ErrorClass::Transient);
+        // Backing off now: nothing sent.
+        let before = server.requests().len();
         let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-        assert_eq!(e.kind, RegistryErrorKind::Server(status), "{e}");
-        assert_eq!(e.class(), ErrorClass::Transient);
+        let reason = reqwest::StatusCode::from_u16(status)
+            .unwrap()
+            .canonical_reason()
+            .unwrap();
+        assert_backing_off(&e, &server, &format!("{status} {reason} (no Retry-After)"));
+        assert_eq!(server.requests().len(), before);
         assert_quick(started, 3);
     }
 }
@@ -630,11 +655,80 @@ async fn hostile_slow_response_past_the_timeout_is_a_transient_timeout() {
     );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert_eq!(requests[0].outcome, "timeout");
-    let (e, _) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
-    assert_eq!(e.kind, request_timeout, "{e}");
-    assert_eq!(e.class(), ErrorClass::Transient);
+    // A registry that does not answer is not asked again at once.
+    let (e, requests) = err(discover(&regs, &server, &digest, &CredentialSet::anonymous()).await);
+    assert_backing_off(&e, &server, "no answer within 300 ms");
+    assert!(requests.is_empty());
     assert_quick(started, 3);
     drop(content);
+}
+
+#[tokio::test]
+async fn hostile_503_with_a_retry_after_date_is_honoured_and_half_open_sends_exactly_one_probe() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut content = Content::new(REPO);
+    let (digest, _) = content.image("probe");
+    content.tag("v1", &digest);
+    let healthy = Arc::new(AtomicBool::new(false));
+    let h = healthy.clone();
+    let server = FakeServer::start("127.0.0.1", move |req: &Req| {
+        if h.load(Ordering::SeqCst) {
+            return content.serve(req);
+        }
+        // An HTTP date 1 to 2 s ahead (HTTP dates have whole seconds).
+        let at = std::time::SystemTime::now() + Duration::from_millis(1999);
+        Reply::with_headers(503, &[("Retry-After", &httpdate::fmt_http_date(at))])
+    })
+    .await;
+    let regs = regs(&server, small_limits());
+    let tagged = image_ref(&format!("{}/{REPO}:v1", server.host()));
+    let anonymous = CredentialSet::anonymous();
+    let started = Instant::now();
+    let (e, _) = err(regs.resolve(&tagged, &anonymous).await);
+    assert_eq!(e.kind, RegistryErrorKind::Server(503), "{e}");
+    let remaining = regs.backoff_remaining(&server.host()).unwrap();
+    assert!(
+        remaining > Duration::from_millis(200) && remaining <= Duration::from_secs(2),
+        "{remaining:?}"
+    );
+    // Backing off: ten reviews' worth of requests, none sent.
+    for _ in 0..10 {
+        let (e, _) = err(regs.resolve(&tagged, &anonymous).await);
+        assert!(
+            matches!(e.kind, RegistryErrorKind::BackingOff { probing: false, .. }),
+            "{e}"
+        );
+    }
+    assert_eq!(server.requests().len(), 1);
+    // After the back-off: ten at once, exactly one probe reaches the
+    // registry; the others fail at once, saying a probe is in flight
+    // (every admission happens before the probe's answer can arrive).
+    tokio::time::sleep(remaining + Duration::from_millis(20)).await;
+    let all = futures_util::future::join_all((0..10).map(|_| regs.resolve(&tagged, &anonymous)));
+    let results = all.await;
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+    let probing = results
+        .iter()
+        .filter(|t| {
+            matches!(
+                &t.result,
+                Err(e) if matches!(e.kind, RegistryErrorKind::BackingOff { probing: true, .. })
+            )
+        })
+        .count();
+    assert_eq!(probing, 9);
+    // The probe failed: backing off again.
+    assert!(regs.backoff_remaining(&server.host()).unwrap() > Duration::ZERO);
+    // The registry recovers: the next probe after the back-off succeeds
+    // and closes the circuit.
+    healthy.store(true, Ordering::SeqCst);
+    tokio::time::sleep(regs.backoff_remaining(&server.host()).unwrap() + Duration::from_millis(20))
+        .await;
+    let (resolved, _) = ok(regs.resolve(&tagged, &anonymous).await);
+    assert_eq!(resolved.digest, digest);
+    assert_eq!(regs.backoff_remaining(&server.host()), None);
+    ok(discover(&regs, &server, &digest, &anonymous).await);
+    assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 #[tokio::test]
@@ -963,6 +1057,78 @@ async fn hostile_referrers_api_endless_pagination_hits_the_page_limit() {
         .filter(|r| r.path() == referrers)
         .count();
     assert_eq!(pages, 3);
+}
+
+#[test]
+fn hostile_endless_paging_denies_for_seconds_not_the_negative_ttl() {
+    use crate::common::server::{Server, Setup, allowed, message, review_of};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (content, digest, descs, _) = referrer_content(1);
+    let referrers = format!("/v2/{REPO}/referrers/{digest}");
+    let endless = Arc::new(AtomicBool::new(true));
+    let e2 = endless.clone();
+    let server = rt.block_on(FakeServer::start("127.0.0.1", move |req: &Req| {
+        if req.path() != referrers {
+            return content.serve(req);
+        }
+        if e2.load(Ordering::SeqCst) {
+            let n: u64 = req
+                .query()
+                .and_then(|q| q.strip_prefix("page="))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            index_reply(&[], Some(&format!("{referrers}?page={}", n + 1)))
+        } else {
+            index_reply(&descs, None)
+        }
+    }));
+    // A long negative TTL, to tell it from the short one; the `warn`
+    // failure policy, which an answer over a limit must not reach (whoever
+    // can push referrers must not buy a degraded allow with them).
+    let s = Server::start(Setup {
+        registry: Some(server.host()),
+        failure: "warn",
+        extra: "cache: {negativeTtl: 10m, transientNegativeTtl: 1s}\n".into(),
+        ..Setup::default()
+    });
+    let body = review_of(&[
+        "--deployment",
+        "web",
+        "--image",
+        &format!("{}/{REPO}@{digest}", server.host()),
+        "--namespace",
+        "prod",
+    ]);
+    let v = s.review("/validate", &body);
+    assert!(!allowed(&v), "degraded to an allow: {v}");
+    assert!(
+        message(&v).contains("more referrers pages than the limit of 8"),
+        "{v}"
+    );
+    // The registry is fixed. For a second the answer is remembered (no
+    // request); then the signed digest is admitted, not ten minutes later.
+    endless.store(false, Ordering::SeqCst);
+    let asked = server.requests().len();
+    let v = s.review("/validate", &body);
+    assert!(!allowed(&v), "{v}");
+    assert_eq!(server.requests().len(), asked, "not remembered at all");
+    std::thread::sleep(Duration::from_millis(1100));
+    let v = s.review("/validate", &body);
+    assert!(
+        allowed(&v),
+        "still denied after the registry recovered: {v}"
+    );
+    assert!(
+        crate::common::server::warnings(&v).is_empty(),
+        "admitted on evidence, not degraded: {v}"
+    );
+    drop(s);
+    drop(server);
 }
 
 // ---------------------------------------------------------------------------

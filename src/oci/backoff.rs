@@ -1,0 +1,982 @@
+//! Back-pressure towards registries: one circuit per registry host.
+//!
+//! A registry that answers 429 or 5xx, times out or refuses connections is
+//! in trouble, and every review that asks it again makes the trouble worse
+//! (a review of an uncached digest is at least one request, and admission
+//! reviews arrive by the hundred during a rollout). So each host has a
+//! circuit:
+//!
+//! - **closed**: requests are sent. A failure that signals overload or an
+//!   outage ([`Trip`]: 429, 5xx, a request timeout, a refused or dropped
+//!   connection) opens it.
+//! - **open** until the back-off ends: requests fail at once with
+//!   [`RegistryErrorKind::BackingOff`](super::RegistryErrorKind::BackingOff),
+//!   a transient error, without touching the network. The back-off is the
+//!   registry's `Retry-After` (seconds or an HTTP date) when it sent one,
+//!   capped at [`BackoffPolicy::max`]; otherwise an exponential back-off
+//!   from [`BackoffPolicy::initial`], doubled per consecutive failure up to
+//!   the cap, with jitter (uniform in the upper half of the step) so that
+//!   replicas do not come back in step.
+//! - **half-open** once the back-off has passed: exactly one request (the
+//!   probe) is sent; the others still fail at once. The probe's success
+//!   closes the circuit; its failure opens it again with the next back-off.
+//!
+//! Only the first failure of an episode counts: requests that were already
+//! in flight when the circuit opened report into an older *epoch* and are
+//! ignored, so a burst of 100 concurrent 429s is one failure, not 100
+//! doublings of the back-off. A probe that never finishes (its discovery
+//! hit the deadline and was dropped) frees the probe slot for the next
+//! request.
+//!
+//! Errors that do not say the registry is overloaded (TLS and DNS
+//! failures, 4xx, oversized answers) neither open nor hold the circuit:
+//! they are reported as they are, every time, so the message keeps naming
+//! the setting that fixes them.
+//!
+//! The circuits only decide whether a request is *sent*: a request that is
+//! not sent fails with a transient error, and the registry's failure policy
+//! (`fail-closed`, `last-known-good`, `warn`) decides what that means for
+//! the decision, as for any outage.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::client::RequestObserver;
+use super::error::{ConnectFailure, RegistryError, RegistryErrorKind, TimeoutKind};
+
+/// Hosts tracked at most. Hosts come from image references, so their
+/// number is bounded here: closed hosts are forgotten first, and a host
+/// beyond the bound is simply not tracked (its requests are sent).
+const MAX_HOSTS: usize = 4096;
+
+/// How long a host is left alone after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    /// The first back-off when the registry gives no `Retry-After`;
+    /// doubled per consecutive failure.
+    pub initial: Duration,
+    /// The longest back-off, `Retry-After` included. Zero turns circuits
+    /// off: every request is sent.
+    pub max: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BackoffPolicy {
+    /// The exponential step after `failures` consecutive failures (1 is
+    /// the first): `initial × 2^(failures-1)`, at most `max`.
+    pub fn step(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.initial.saturating_mul(1u32 << doublings).min(self.max)
+    }
+
+    /// The back-off after `failures` consecutive failures: `Retry-After`
+    /// when the registry sent one (capped at `max`), otherwise the step
+    /// jittered uniformly into `[step/2, step]` by `unit` (in `[0, 1)`).
+    pub fn delay(&self, failures: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+        if let Some(d) = retry_after {
+            return d.min(self.max);
+        }
+        let step = self.step(failures);
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let half = step / 2;
+        half + (step - half).mul_f64(unit)
+    }
+}
+
+/// The state of a host's circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Requests are sent.
+    Closed,
+    /// Backing off: requests fail without being sent.
+    Open,
+    /// The back-off is over: one probe request is allowed.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// The metric value: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> i64 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        }
+    }
+
+    /// `closed`, `open`, `half-open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half-open",
+        }
+    }
+}
+
+/// A failure that opens a circuit: the registry is overloaded or down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    /// A metrics label: `429`, `5xx`, `timeout` or `connect`.
+    pub label: &'static str,
+    /// For messages, e.g. `429 Too Many Requests (Retry-After: 2)`.
+    pub cause: String,
+    /// The registry's `Retry-After`, parsed.
+    pub retry_after: Option<Duration>,
+}
+
+impl Trip {
+    /// The trip of an HTTP answer, if its status is one (429, 5xx but
+    /// 501 and 505, which say "not supported", not "overloaded": registries
+    /// without the referrers API may answer 501). `retry_after` is the raw
+    /// `Retry-After` header.
+    pub fn for_status(status: u16, retry_after: Option<&str>) -> Option<Trip> {
+        let label = match status {
+            429 => "429",
+            501 | 505 => return None,
+            500..=599 => "5xx",
+            _ => return None,
+        };
+        let reason = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let header = retry_after.map(str::trim).filter(|v| !v.is_empty());
+        let cause = match header {
+            Some(v) => format!("{status} {reason} (Retry-After: {})", printable(v)),
+            None => format!("{status} {reason} (no Retry-After)"),
+        };
+        Some(Trip {
+            label,
+            cause: cause.replace("  ", " "),
+            retry_after: header.and_then(|v| parse_retry_after(v, SystemTime::now())),
+        })
+    }
+
+    /// The trip of a failed request, if the failure says the registry is
+    /// overloaded or down: a request timeout, a refused or dropped
+    /// connection, or a 429/5xx from its token endpoint.
+    pub fn for_error(e: &RegistryError) -> Option<Trip> {
+        use RegistryErrorKind as K;
+        let (label, cause, retry_after) = match &e.kind {
+            K::Timeout(TimeoutKind::Request(d)) => {
+                ("timeout", format!("no answer within {}", seconds(*d)), None)
+            }
+            K::Connect(c @ (ConnectFailure::Refused | ConnectFailure::Other(_))) => {
+                ("connect", c.to_string(), None)
+            }
+            K::RateLimited { retry_after } => (
+                "429",
+                match retry_after {
+                    Some(d) => format!(
+                        "429 Too Many Requests from {} (retry after {})",
+                        e.context,
+                        seconds(*d)
+                    ),
+                    None => format!("429 Too Many Requests from {}", e.context),
+                },
+                *retry_after,
+            ),
+            K::Server(s) if !matches!(s, 501 | 505) => {
+                ("5xx", format!("{s} from {}", e.context), None)
+            }
+            _ => return None,
+        };
+        Some(Trip {
+            label,
+            cause,
+            retry_after,
+        })
+    }
+}
+
+/// `Retry-After`: delay-seconds, or an HTTP date (IMF-fixdate, RFC 850 or
+/// asctime, as RFC 9110 requires), as the time from `now` until then (zero
+/// for a date in the past). Seconds too large to represent are the
+/// longest duration (back-offs are capped anyway); anything else is
+/// `None`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            v.parse::<u64>()
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::MAX),
+        );
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A header value as shown in messages: printable ASCII, at most 64
+/// characters.
+fn printable(v: &str) -> String {
+    let mut s: String = v
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(64)
+        .collect();
+    if v.len() > 64 {
+        s.push('…');
+    }
+    s
+}
+
+/// `2 s`, `1500 ms`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// A request that is not sent because its host is backing off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When the host may be asked again (now, when a probe is in flight).
+    pub until: Instant,
+    /// Whether the back-off is over and a probe request is in flight.
+    pub probing: bool,
+    /// What made the host back off.
+    pub cause: String,
+}
+
+impl Refusal {
+    /// The transient error of a request to `host` (for `context`) that
+    /// was not sent.
+    pub fn error(&self, host: &str, context: &str) -> RegistryError {
+        let remaining = self.until.saturating_duration_since(Instant::now());
+        let until = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(remaining).unwrap_or_default())
+            .unwrap_or(jiff::Timestamp::MAX);
+        RegistryError::new(
+            host,
+            context,
+            RegistryErrorKind::BackingOff {
+                until,
+                cause: self.cause.clone(),
+                probing: self.probing,
+            },
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+#[derive(Debug)]
+struct Host {
+    state: State,
+    /// Consecutive failures (episodes), for the exponential back-off.
+    failures: u32,
+    /// Changes whenever the circuit opens: outcomes of requests admitted
+    /// under another epoch are stale.
+    epoch: u64,
+    /// What opened the circuit last.
+    cause: String,
+}
+
+/// What the metrics hear about (sent after the lock is released).
+enum Event {
+    State(CircuitState),
+    Opened(&'static str),
+    Shed,
+}
+
+/// The circuits of every registry host, shared by every transport (and
+/// carried over configuration reloads).
+pub struct Circuits {
+    hosts: Mutex<HashMap<String, Host>>,
+    epochs: AtomicU64,
+    observer: Arc<dyn RequestObserver>,
+}
+
+impl std::fmt::Debug for Circuits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circuits").finish_non_exhaustive()
+    }
+}
+
+/// Permission to send one request; report its outcome with
+/// [`Permit::succeeded`] or [`Permit::failed`]. Dropped without either
+/// (the request was cancelled), it frees the probe slot it held.
+#[must_use = "report the outcome of the request"]
+pub struct Permit<'a> {
+    circuits: &'a Circuits,
+    host: &'a str,
+    policy: BackoffPolicy,
+    /// The host's epoch when admitted (`None`: not tracked then).
+    epoch: Option<u64>,
+    probe: bool,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("host", &self.host)
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit<'_> {
+    /// Whether this request is the half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// The registry answered (anything but a [`Trip`]).
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        self.circuits
+            .succeeded_at(self.host, self.epoch, self.probe, Instant::now());
+    }
+
+    /// The request failed in a way that opens the circuit.
+    pub fn failed(mut self, trip: Trip) {
+        self.settled = true;
+        self.circuits.failed_at(
+            self.host,
+            self.epoch,
+            self.probe,
+            &self.policy,
+            trip,
+            Instant::now(),
+            jitter_unit(),
+        );
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.circuits.release(self.host, self.epoch);
+        }
+    }
+}
+
+impl Circuits {
+    /// No host tracked yet; state changes are reported to `observer`.
+    pub fn new(observer: Arc<dyn RequestObserver>) -> Self {
+        Circuits {
+            hosts: Mutex::new(HashMap::new()),
+            epochs: AtomicU64::new(1),
+            observer,
+        }
+    }
+
+    /// May a request be sent to `host` now?
+    pub fn admit<'a>(
+        &'a self,
+        host: &'a str,
+        policy: BackoffPolicy,
+    ) -> Result<Permit<'a>, Refusal> {
+        self.admit_at(host, policy, Instant::now())
+    }
+
+    /// [`Circuits::admit`] at `now`.
+    pub fn admit_at<'a>(
+        &'a self,
+        host: &'a str,
+        policy: BackoffPolicy,
+        now: Instant,
+    ) -> Result<Permit<'a>, Refusal> {
+        let permit = |epoch, probe| Permit {
+            circuits: self,
+            host,
+            policy,
+            epoch,
+            probe,
+            settled: false,
+        };
+        if policy.max.is_zero() {
+            return Ok(permit(None, false));
+        }
+        let mut events = Vec::new();
+        let result = {
+            let Ok(mut hosts) = self.hosts.lock() else {
+                // A poisoned lock: no back-off rather than no requests.
+                return Ok(permit(None, false));
+            };
+            match hosts.get_mut(host) {
+                None => Ok(permit(None, false)),
+                Some(h) => match h.state {
+                    State::Closed => Ok(permit(Some(h.epoch), false)),
+                    State::Open { until } if now < until => {
+                        events.push(Event::Shed);
+                        Err(Refusal {
+                            until,
+                            probing: false,
+                            cause: h.cause.clone(),
+                        })
+                    }
+                    State::Open { .. } | State::HalfOpen { probing: false } => {
+                        h.state = State::HalfOpen { probing: true };
+                        events.push(Event::State(CircuitState::HalfOpen));
+                        Ok(permit(Some(h.epoch), true))
+                    }
+                    State::HalfOpen { probing: true } => {
+                        events.push(Event::Shed);
+                        Err(Refusal {
+                            until: now,
+                            probing: true,
+                            cause: h.cause.clone(),
+                        })
+                    }
+                },
+            }
+        };
+        self.emit(host, events);
+        result
+    }
+
+    /// How long until `host` may be asked again: `None` when its circuit
+    /// is closed (or untracked), zero when the back-off is over.
+    pub fn remaining(&self, host: &str) -> Option<Duration> {
+        self.remaining_at(host, Instant::now())
+    }
+
+    /// [`Circuits::remaining`] at `now`.
+    pub fn remaining_at(&self, host: &str, now: Instant) -> Option<Duration> {
+        let hosts = self.hosts.lock().ok()?;
+        match hosts.get(host)?.state {
+            State::Closed => None,
+            State::Open { until } => Some(until.saturating_duration_since(now)),
+            State::HalfOpen { .. } => Some(Duration::ZERO),
+        }
+    }
+
+    /// The state of `host`'s circuit at `now` (an open circuit whose
+    /// back-off is over reads as half-open).
+    pub fn state_at(&self, host: &str, now: Instant) -> CircuitState {
+        let Ok(hosts) = self.hosts.lock() else {
+            return CircuitState::Closed;
+        };
+        match hosts.get(host).map(|h| h.state) {
+            None | Some(State::Closed) => CircuitState::Closed,
+            Some(State::Open { until }) if now < until => CircuitState::Open,
+            Some(_) => CircuitState::HalfOpen,
+        }
+    }
+
+    fn succeeded_at(&self, host: &str, epoch: Option<u64>, probe: bool, _now: Instant) {
+        let mut events = Vec::new();
+        if let Ok(mut hosts) = self.hosts.lock()
+            && let Some(h) = hosts.get_mut(host)
+            && Some(h.epoch) == epoch
+        {
+            match h.state {
+                State::Closed => h.failures = 0,
+                State::HalfOpen { .. } if probe => {
+                    h.state = State::Closed;
+                    h.failures = 0;
+                    events.push(Event::State(CircuitState::Closed));
+                }
+                // Not the probe, or opened since: stale.
+                _ => {}
+            }
+        }
+        self.emit(host, events);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failed_at(
+        &self,
+        host: &str,
+        epoch: Option<u64>,
+        probe: bool,
+        policy: &BackoffPolicy,
+        trip: Trip,
+        now: Instant,
+        unit: f64,
+    ) {
+        let mut events = Vec::new();
+        if let Ok(mut hosts) = self.hosts.lock() {
+            let current = hosts.get(host).map(|h| (h.epoch, h.state));
+            let failures = match (current, epoch) {
+                // Untracked when admitted and still untracked: first failure.
+                (None, None) => 0,
+                // The same episode, closed (a first failure) or this
+                // request is the probe of a half-open circuit.
+                (Some((e, State::Closed)), Some(p)) if e == p => {
+                    hosts.get(host).map(|h| h.failures).unwrap_or(0)
+                }
+                (Some((e, State::HalfOpen { .. })), Some(p)) if e == p && probe => {
+                    hosts.get(host).map(|h| h.failures).unwrap_or(0)
+                }
+                // Admitted before the circuit last changed: stale.
+                _ => {
+                    drop(hosts);
+                    return;
+                }
+            };
+            if current.is_none() && hosts.len() >= MAX_HOSTS {
+                prune(&mut hosts, now);
+                if hosts.len() >= MAX_HOSTS {
+                    return;
+                }
+            }
+            let failures = failures.saturating_add(1);
+            let delay = policy.delay(failures, trip.retry_after, unit);
+            let until = now.checked_add(delay).unwrap_or(now + policy.max);
+            hosts.insert(
+                host.to_owned(),
+                Host {
+                    state: State::Open { until },
+                    failures,
+                    epoch: self.epochs.fetch_add(1, Ordering::Relaxed) + 1,
+                    cause: trip.cause,
+                },
+            );
+            events.push(Event::State(CircuitState::Open));
+            events.push(Event::Opened(trip.label));
+        }
+        self.emit(host, events);
+    }
+
+    /// A probe that ended without an outcome frees its slot.
+    fn release(&self, host: &str, epoch: Option<u64>) {
+        if let Ok(mut hosts) = self.hosts.lock()
+            && let Some(h) = hosts.get_mut(host)
+            && Some(h.epoch) == epoch
+            && h.state == (State::HalfOpen { probing: true })
+        {
+            h.state = State::HalfOpen { probing: false };
+        }
+    }
+
+    fn emit(&self, host: &str, events: Vec<Event>) {
+        for e in events {
+            match e {
+                Event::State(s) => self.observer.circuit(host, s),
+                Event::Opened(label) => self.observer.backoff(host, label),
+                Event::Shed => self.observer.shed(host),
+            }
+        }
+    }
+}
+
+/// Forgets closed hosts, then hosts whose back-off ended long ago.
+fn prune(hosts: &mut HashMap<String, Host>, now: Instant) {
+    hosts.retain(|_, h| !matches!(h.state, State::Closed));
+    if hosts.len() >= MAX_HOSTS {
+        hosts.retain(|_, h| match h.state {
+            State::Open { until } => now < until + Duration::from_secs(600),
+            _ => true,
+        });
+    }
+}
+
+/// A number in `[0, 1)` for jitter. Not for secrets: std's randomly keyed
+/// SipHash over a counter is enough to keep replicas out of step.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::client::RequestKind;
+
+    const HOST: &str = "reg.example:5000";
+
+    fn policy() -> BackoffPolicy {
+        BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+
+    /// Records the circuit events it hears.
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<String>>);
+    impl RequestObserver for Heard {
+        fn observe(&self, _: &str, _: RequestKind, _: &str) {}
+        fn circuit(&self, registry: &str, state: CircuitState) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{registry} {}", state.as_str()));
+        }
+        fn backoff(&self, registry: &str, cause: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{registry} backoff {cause}"));
+        }
+        fn shed(&self, registry: &str) {
+            self.0.lock().unwrap().push(format!("{registry} shed"));
+        }
+    }
+
+    fn circuits() -> (Circuits, Arc<Heard>) {
+        let heard = Arc::new(Heard::default());
+        (Circuits::new(heard.clone()), heard)
+    }
+
+    fn rate_limited(secs: &str) -> Trip {
+        Trip::for_status(429, Some(secs)).unwrap()
+    }
+
+    fn fail(c: &Circuits, now: Instant, trip: Trip, unit: f64) {
+        let p = c.admit_at(HOST, policy(), now).unwrap();
+        let (epoch, probe) = (p.epoch, p.probe);
+        std::mem::forget(p);
+        c.failed_at(HOST, epoch, probe, &policy(), trip, now, unit);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_every_http_date_format() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        for date in [
+            "Sun, 06 Nov 1994 08:50:07 GMT",  // IMF-fixdate
+            "Sunday, 06-Nov-94 08:50:07 GMT", // RFC 850
+            "Sun Nov  6 08:50:07 1994",       // asctime
+        ] {
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(30)),
+                "{date}"
+            );
+        }
+        // A date in the past: retry now.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        // Too many seconds to represent: the longest (capped later).
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::MAX)
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "2 s",
+            "0x10",
+            "Sun, 31 Feb 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn steps_double_up_to_the_cap_and_retry_after_is_capped_too() {
+        let p = policy();
+        let steps: Vec<u64> = (1..=8).map(|n| p.step(n).as_secs()).collect();
+        assert_eq!(steps, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(p.step(u32::MAX), Duration::from_secs(60));
+        assert_eq!(p.step(0), Duration::from_secs(1));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(2)), 0.9),
+            Duration::from_secs(2),
+            "Retry-After is honoured exactly, without jitter"
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3600)), 0.0),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::MAX), 0.0),
+            Duration::from_secs(60)
+        );
+        assert_eq!(p.delay(9, Some(Duration::ZERO), 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_stays_within_the_upper_half_of_the_step() {
+        let p = policy();
+        for failures in 1..=10 {
+            let step = p.step(failures);
+            assert_eq!(p.delay(failures, None, 0.0), step / 2);
+            assert_eq!(p.delay(failures, None, 1.0), step);
+            for unit in [f64::NAN, f64::INFINITY, -3.0, 7.0] {
+                let d = p.delay(failures, None, unit);
+                assert!(d >= step / 2 && d <= step, "{unit}: {d:?}");
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            let u = jitter_unit();
+            assert!((0.0..1.0).contains(&u), "{u}");
+            let d = p.delay(3, None, u);
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+                "{d:?}"
+            );
+            seen.insert(d.as_millis() / 100);
+        }
+        assert!(seen.len() > 10, "jitter does not spread: {seen:?}");
+    }
+
+    #[test]
+    fn a_429_opens_the_circuit_for_retry_after_and_requests_fail_without_being_sent() {
+        let (c, heard) = circuits();
+        let t0 = Instant::now();
+        fail(&c, t0, rate_limited("2"), 0.5);
+        assert_eq!(c.state_at(HOST, t0), CircuitState::Open);
+        assert_eq!(c.remaining_at(HOST, t0), Some(Duration::from_secs(2)));
+        let r = c
+            .admit_at(HOST, policy(), t0 + Duration::from_millis(1999))
+            .unwrap_err();
+        assert_eq!(r.until, t0 + Duration::from_secs(2));
+        assert!(!r.probing);
+        assert_eq!(r.cause, "429 Too Many Requests (Retry-After: 2)");
+        let e = r.error(HOST, "resolve app:v1");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("registry {HOST} is backing off until ")),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(
+                " after 429 Too Many Requests (Retry-After: 2): resolve app:v1 was not sent"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.class(), crate::oci::ErrorClass::Transient);
+        assert!(e.is_operational());
+        // Other hosts are not affected.
+        assert!(c.admit_at("other.example", policy(), t0).is_ok());
+        assert_eq!(
+            *heard.0.lock().unwrap(),
+            [
+                format!("{HOST} open"),
+                format!("{HOST} backoff 429"),
+                format!("{HOST} shed")
+            ]
+        );
+    }
+
+    #[test]
+    fn half_open_lets_exactly_one_probe_through() {
+        let (c, _) = circuits();
+        let t0 = Instant::now();
+        fail(&c, t0, rate_limited("2"), 0.5);
+        let t1 = t0 + Duration::from_secs(2);
+        let probe = c.admit_at(HOST, policy(), t1).unwrap();
+        assert!(probe.is_probe());
+        assert_eq!(c.state_at(HOST, t1), CircuitState::HalfOpen);
+        assert_eq!(c.remaining_at(HOST, t1), Some(Duration::ZERO));
+        for _ in 0..10 {
+            let r = c.admit_at(HOST, policy(), t1).unwrap_err();
+            assert!(r.probing);
+            assert!(
+                r.error(HOST, "blob x")
+                    .to_string()
+                    .contains("a probe request is in flight"),
+            );
+        }
+        probe.succeeded();
+        assert_eq!(c.state_at(HOST, t1), CircuitState::Closed);
+        assert_eq!(c.remaining_at(HOST, t1), None);
+        let p = c.admit_at(HOST, policy(), t1).unwrap();
+        assert!(!p.is_probe());
+        p.succeeded();
+    }
+
+    #[test]
+    fn a_failed_probe_backs_off_longer_and_a_success_resets_the_count() {
+        let (c, _) = circuits();
+        let mut now = Instant::now();
+        let five_oh_three = || Trip::for_status(503, None).unwrap();
+        // No Retry-After: 1, 2, 4, 8 s (unit 1.0: the top of each step).
+        for want in [1, 2, 4, 8] {
+            let p = c.admit_at(HOST, policy(), now).unwrap();
+            let (epoch, probe) = (p.epoch, p.probe);
+            std::mem::forget(p);
+            c.failed_at(HOST, epoch, probe, &policy(), five_oh_three(), now, 1.0);
+            assert_eq!(c.remaining_at(HOST, now), Some(Duration::from_secs(want)));
+            now += Duration::from_secs(want);
+        }
+        let probe = c.admit_at(HOST, policy(), now).unwrap();
+        probe.succeeded();
+        fail(&c, now, five_oh_three(), 1.0);
+        assert_eq!(
+            c.remaining_at(HOST, now),
+            Some(Duration::from_secs(1)),
+            "the count starts again after a success"
+        );
+    }
+
+    #[test]
+    fn requests_in_flight_when_the_circuit_opened_do_not_extend_or_close_it() {
+        let (c, heard) = circuits();
+        let t0 = Instant::now();
+        // 50 requests in flight while closed; all meet a 429.
+        let permits: Vec<_> = (0..50)
+            .map(|_| c.admit_at(HOST, policy(), t0).unwrap())
+            .collect();
+        for p in permits {
+            let (epoch, probe) = (p.epoch, p.probe);
+            std::mem::forget(p);
+            c.failed_at(HOST, epoch, probe, &policy(), rate_limited("2"), t0, 1.0);
+        }
+        assert_eq!(c.remaining_at(HOST, t0), Some(Duration::from_secs(2)));
+        let opened = heard
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.ends_with("backoff 429"))
+            .count();
+        assert_eq!(opened, 1, "one episode, one back-off");
+        // A late success of a request admitted before does not close it.
+        let (c, _) = circuits();
+        let early = c.admit_at(HOST, policy(), t0).unwrap();
+        fail(&c, t0, rate_limited("2"), 0.0);
+        early.succeeded();
+        assert_eq!(c.state_at(HOST, t0), CircuitState::Open);
+        // Nor does a non-probe success while half-open.
+        let t1 = t0 + Duration::from_secs(2);
+        let probe = c.admit_at(HOST, policy(), t1).unwrap();
+        c.succeeded_at(HOST, probe.epoch, false, t1);
+        assert_eq!(c.state_at(HOST, t1), CircuitState::HalfOpen);
+        probe.succeeded();
+        assert_eq!(c.state_at(HOST, t1), CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_probe_dropped_without_an_outcome_frees_the_slot() {
+        let (c, _) = circuits();
+        let t0 = Instant::now();
+        fail(&c, t0, rate_limited("1"), 0.0);
+        let t1 = t0 + Duration::from_secs(1);
+        let probe = c.admit_at(HOST, policy(), t1).unwrap();
+        assert!(c.admit_at(HOST, policy(), t1).is_err());
+        drop(probe);
+        let next = c.admit_at(HOST, policy(), t1).unwrap();
+        assert!(next.is_probe());
+        assert!(c.admit_at(HOST, policy(), t1).is_err());
+        next.failed(rate_limited("5"));
+        assert_eq!(c.state_at(HOST, Instant::now()), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_zero_cap_turns_circuits_off() {
+        let (c, _) = circuits();
+        let off = BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::ZERO,
+        };
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            let p = c.admit_at(HOST, off, t0).unwrap();
+            p.failed(rate_limited("30"));
+        }
+        assert!(c.admit_at(HOST, off, t0).is_ok());
+    }
+
+    #[test]
+    fn only_overload_and_outages_trip() {
+        use RegistryErrorKind as K;
+        let e = |kind| RegistryError::new(HOST, "manifest app@sha256:aa", kind);
+        let trips = [
+            K::Timeout(TimeoutKind::Request(Duration::from_secs(2))),
+            K::Connect(ConnectFailure::Refused),
+            K::Connect(ConnectFailure::Other("connection reset".into())),
+            K::RateLimited {
+                retry_after: Some(Duration::from_secs(3)),
+            },
+            K::Server(502),
+        ];
+        for k in trips {
+            assert!(Trip::for_error(&e(k.clone())).is_some(), "{k:?}");
+        }
+        let t = Trip::for_error(&e(K::RateLimited {
+            retry_after: Some(Duration::from_secs(3)),
+        }))
+        .unwrap();
+        assert_eq!(t.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(
+            t.cause,
+            "429 Too Many Requests from manifest app@sha256:aa (retry after 3 s)"
+        );
+        let not = [
+            K::Connect(ConnectFailure::PlainHttp),
+            K::Connect(ConnectFailure::Dns("no such host".into())),
+            K::Timeout(TimeoutKind::Deadline(Duration::from_secs(20))),
+            K::NotFound,
+            K::TooLarge {
+                what: "manifest",
+                limit: 1,
+                size: 2,
+            },
+            K::Status(418),
+        ];
+        for k in not {
+            assert!(Trip::for_error(&e(k.clone())).is_none(), "{k:?}");
+        }
+        for s in [200u16, 301, 401, 404, 418, 501, 505] {
+            assert!(Trip::for_status(s, None).is_none(), "{s}");
+        }
+        assert_eq!(
+            Trip::for_status(503, Some("Sun, 06 Nov 1994 08:49:37 GMT"))
+                .unwrap()
+                .cause,
+            "503 Service Unavailable (Retry-After: Sun, 06 Nov 1994 08:49:37 GMT)"
+        );
+        assert_eq!(
+            Trip::for_status(500, None).unwrap().cause,
+            "500 Internal Server Error (no Retry-After)"
+        );
+        // Hostile header values are shown tamed.
+        let t = Trip::for_status(429, Some("\u{1b}[31m9\r\n")).unwrap();
+        assert_eq!(t.cause, "429 Too Many Requests (Retry-After: [31m9)");
+        assert_eq!(t.retry_after, None);
+    }
+
+    #[test]
+    fn the_number_of_tracked_hosts_is_bounded() {
+        let (c, _) = circuits();
+        let t0 = Instant::now();
+        let names: Vec<String> = (0..MAX_HOSTS + 10).map(|i| format!("h{i}:5000")).collect();
+        for n in &names {
+            let p = c.admit_at(n, policy(), t0).unwrap();
+            p.failed(rate_limited("30"));
+        }
+        assert!(c.hosts.lock().unwrap().len() <= MAX_HOSTS);
+        // Untracked hosts are asked (no back-off) rather than refused.
+        assert!(c.admit_at(&names[MAX_HOSTS + 5], policy(), t0).is_ok());
+        // Closed hosts make room.
+        let t1 = t0 + Duration::from_secs(31);
+        let p = c.admit_at(&names[0], policy(), t1).unwrap();
+        p.succeeded();
+        let late = "late:5000";
+        c.admit_at(late, policy(), t1)
+            .unwrap()
+            .failed(rate_limited("30"));
+        assert_eq!(c.state_at(late, Instant::now()), CircuitState::Open);
+    }
+}
