@@ -432,6 +432,9 @@ pub struct CacheSpec {
     /// `Ki`/`Mi`/`Gi` suffix). Sets are weighed by the bytes they hold.
     #[serde(default = "d_evidence_bytes")]
     pub evidence_bytes: ByteSize,
+    /// The shared evidence tier on Redis (off when absent).
+    #[serde(default)]
+    pub shared: Option<crate::shared::SharedSpec>,
 }
 
 /// A byte count written as `1048576`, `512Ki`, `64Mi` or `1Gi`.
@@ -504,6 +507,7 @@ impl Default for CacheSpec {
             verdict_ttl: d60s(),
             max_entries: d_entries(),
             evidence_bytes: d_evidence_bytes(),
+            shared: None,
         }
     }
 }
@@ -694,6 +698,8 @@ pub struct Config {
     pub gate: crate::gate::GateSettings,
     /// The platforms of an index that are judged.
     pub platforms: crate::platform::PlatformFilter,
+    /// The shared evidence tier (`caches.shared`), when configured.
+    pub shared: Option<crate::shared::SharedSettings>,
 }
 
 impl Config {
@@ -1088,7 +1094,22 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("gate: {e}")))?;
         let platforms =
             crate::platform::PlatformFilter::new(&spec.platforms).map_err(ConfigError::Invalid)?;
+        let c = &spec.cache;
+        let shared = c
+            .shared
+            .as_ref()
+            .map(|s| {
+                crate::shared::SharedSettings::compile(
+                    s,
+                    &resolve,
+                    c.evidence_ttl.0,
+                    c.negative_ttl.0,
+                )
+            })
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
+            shared,
             platforms,
             gate,
             registry_fingerprint,

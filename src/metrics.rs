@@ -103,6 +103,16 @@ pub struct ComplianceLabels {
     pub status: String,
 }
 
+/// Shared-tier (Redis) lookup labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SharedCacheLabels {
+    /// `hit`, `hit-after-wait` (another replica's discovery, waited for),
+    /// `miss` (this replica discovers), `refused` (an entry failed its
+    /// checks), `wait-expired`, `error` (Redis failed), `skipped` (circuit
+    /// open), `not-stored` (over `maxEntryBytes`).
+    pub result: String,
+}
+
 /// All of provgate's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -132,6 +142,12 @@ pub struct Metrics {
     pub workloads: Family<ComplianceLabels, Gauge>,
     /// Running workloads whose images admission would now deny.
     pub would_deny: Family<ComplianceLabels, Gauge>,
+    /// Shared-tier lookups by result.
+    pub shared_cache: Family<SharedCacheLabels, Counter>,
+    /// Time of one shared-tier (Redis) command.
+    pub shared_cache_seconds: Histogram,
+    /// 1 while the shared tier is skipped after a Redis failure.
+    pub shared_cache_circuit: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +184,9 @@ impl Metrics {
         let reloads = Family::<ResultLabels, Counter>::default();
         let workloads = Family::<ComplianceLabels, Gauge>::default();
         let would_deny = Family::<ComplianceLabels, Gauge>::default();
+        let shared_cache = Family::<SharedCacheLabels, Counter>::default();
+        let shared_cache_seconds = latency();
+        let shared_cache_circuit = Gauge::default();
         registry.register(
             "requests",
             "Requests by endpoint and result",
@@ -233,6 +252,21 @@ impl Metrics {
             "Running workloads whose images admission would now deny",
             would_deny.clone(),
         );
+        registry.register(
+            "shared_cache_requests",
+            "Shared-tier (Redis) evidence lookups by result",
+            shared_cache.clone(),
+        );
+        registry.register(
+            "shared_cache_duration_seconds",
+            "Time of one shared-tier (Redis) command",
+            shared_cache_seconds.clone(),
+        );
+        registry.register(
+            "shared_cache_circuit_open",
+            "1 while the shared tier is skipped after a Redis failure",
+            shared_cache_circuit.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -248,6 +282,9 @@ impl Metrics {
             reloads,
             workloads,
             would_deny,
+            shared_cache,
+            shared_cache_seconds,
+            shared_cache_circuit,
         }
     }
 
@@ -265,6 +302,15 @@ impl Metrics {
         self.cache
             .get_or_create(&CacheLabels {
                 cache: cache.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a shared-tier lookup.
+    pub fn shared_cache_result(&self, result: &str) {
+        self.shared_cache
+            .get_or_create(&SharedCacheLabels {
                 result: result.into(),
             })
             .inc();

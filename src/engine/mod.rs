@@ -177,6 +177,8 @@ pub struct Runtime {
     pub verifier: Verifier,
     /// The registries with its options.
     pub registries: Registries,
+    /// The shared evidence tier (`caches.shared`), when configured.
+    pub shared: Option<crate::shared::SharedTier>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -191,6 +193,8 @@ impl Runtime {
     /// Builds the runtime of a configuration.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
         let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
+        let shared =
+            (config.shared.clone()).map(|s| crate::shared::SharedTier::new(s, metrics.clone()));
         let registries = Registries::new(
             config.registry_entries.clone(),
             config.registry_default.clone(),
@@ -201,6 +205,7 @@ impl Runtime {
             config: Arc::new(config),
             verifier,
             registries,
+            shared,
         }
     }
 }
@@ -664,7 +669,7 @@ impl Engine {
         };
         let cosign = wants_cosign(&p.bound);
         match self
-            .evidence(rt, &reference, &resolved, &creds, cosign)
+            .evidence(rt, &reference, &resolved, &creds, cosign, req.deadline)
             .await
         {
             Ok((set, missed)) => {
@@ -928,6 +933,7 @@ impl Engine {
         resolved: &Resolved,
         creds: &Arc<CredentialSet>,
         cosign: bool,
+        deadline: Option<Instant>,
     ) -> Result<(Shared<EvidenceSet>, bool), PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds, cosign);
         if !cosign {
@@ -938,7 +944,7 @@ impl Engine {
                 return Ok((set, false));
             }
         }
-        let fetch = self.fetch_and_verify(rt, image, resolved, creds, cosign);
+        let fetch = self.fetch_and_verify(rt, image, resolved, creds, cosign, deadline);
         let (set, missed) = self
             .coalesced(
                 "evidence",
@@ -1003,18 +1009,23 @@ impl Engine {
         resolved: &Resolved,
         creds: &CredentialSet,
         cosign_tags: bool,
+        deadline: Option<Instant>,
     ) -> Result<EvidenceSet, PipelineError> {
         let started = Instant::now();
-        let traced = rt
-            .registries
-            .discover(
-                image,
-                &resolved.digest,
-                resolved.media_type.as_deref(),
-                creds,
-                crate::oci::DiscoverOptions { cosign_tags },
-            )
-            .await;
+        let discover = || {
+            let opts = crate::oci::DiscoverOptions { cosign_tags };
+            let media_type = resolved.media_type.as_deref();
+            rt.registries
+                .discover(image, &resolved.digest, media_type, creds, opts)
+        };
+        // The shared tier (Redis), when configured: its evidence is verified
+        // below like the registry's.
+        let fp = &rt.config.registry_fingerprint;
+        let key =
+            crate::shared::SharedKey::new(image, &resolved.digest, fp, creds.name(), cosign_tags);
+        let limits = rt.registries.limits();
+        let traced =
+            crate::shared::discover(rt.shared.as_ref(), &key, limits, deadline, discover).await;
         observe(&self.metrics.registry_seconds, started.elapsed());
         let requests = traced.requests;
         let discovery = match traced.result {
