@@ -416,6 +416,17 @@ impl SharedKey {
 #[error("shared cache (Redis) unavailable: {0}")]
 struct Unavailable(String);
 
+/// What to do for a key.
+enum Plan {
+    /// Serve this entry.
+    Hit(Discovery),
+    /// Fetch from the registry; store the result; release the lock.
+    Fetch {
+        store: bool,
+        lock: Option<(String, String)>,
+    },
+}
+
 /// What one read found.
 enum Read {
     Hit(Discovery),
@@ -492,30 +503,68 @@ impl SharedTier {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Traced<Discovery>>,
     {
-        if self.circuit_is_open() {
+        let (plan, refused) = if self.circuit_is_open() {
             self.count("skipped");
-            return fetch().await;
+            (
+                Plan::Fetch {
+                    store: false,
+                    lock: None,
+                },
+                None,
+            )
+        } else {
+            self.plan(key, limits, deadline).await
+        };
+        let (store, lock) = match plan {
+            Plan::Hit(mut d) => {
+                d.notes.push(NOTE_HIT.to_owned());
+                d.notes.extend(refused);
+                return Traced {
+                    result: Ok(d),
+                    requests: Vec::new(),
+                };
+            }
+            Plan::Fetch { store, lock } => (store, lock),
+        };
+        // On the heap: a discovery's future is large.
+        let traced = Box::pin(fetch()).await;
+        if store {
+            self.store(&key.entry(&self.settings.key_prefix), key, &traced)
+                .await;
         }
+        if let Some((lock, token)) = lock {
+            self.unlock(&lock, &token).await;
+        }
+        noted(traced, refused)
+    }
+
+    /// What to do for `key`: serve an entry (this replica's read, or
+    /// another's discovery waited for), or fetch (holding the lock, after
+    /// the wait expired, or without Redis when it fails). The second value
+    /// is the note of a refused entry.
+    async fn plan(
+        &self,
+        key: &SharedKey,
+        limits: &Limits,
+        deadline: Option<Instant>,
+    ) -> (Plan, Option<String>) {
         let started = Instant::now();
         let wait_until = started + self.wait_budget(started, deadline);
         let entry = key.entry(&self.settings.key_prefix);
         let lock = key.lock(&self.settings.key_prefix);
         let bound = codec::read_bound(limits, self.settings.max_entry_bytes);
+        let without_redis = Plan::Fetch {
+            store: false,
+            lock: None,
+        };
         let mut refused: Option<String> = None;
         let mut poll = Duration::from_millis(5);
         let mut waited = false;
         loop {
             match self.read(&entry, key, limits, bound).await {
-                Ok(Read::Hit(mut d)) => {
+                Ok(Read::Hit(d)) => {
                     self.count(if waited { "hit-after-wait" } else { "hit" });
-                    d.notes.push(NOTE_HIT.to_owned());
-                    if let Some(r) = refused {
-                        d.notes.push(r);
-                    }
-                    return Traced {
-                        result: Ok(d),
-                        requests: Vec::new(),
-                    };
+                    return (Plan::Hit(d), refused);
                 }
                 Ok(Read::Refused(reason)) => {
                     self.count("refused");
@@ -523,12 +572,16 @@ impl SharedTier {
                     refused = Some(format!(
                         "shared cache (Redis) entry refused: {reason}; it was deleted and the evidence fetched from the registry"
                     ));
-                    if self.command::<i64>(redis::cmd("DEL").arg(&entry)).await.is_err() {
-                        return self.fetch_noted(fetch, refused).await;
+                    if self
+                        .command::<i64>(redis::cmd("DEL").arg(&entry))
+                        .await
+                        .is_err()
+                    {
+                        return (without_redis, refused);
                     }
                 }
                 Ok(Read::Miss) => {}
-                Err(_) => return self.fetch_noted(fetch, refused).await,
+                Err(_) => return (without_redis, refused),
             }
             let token = lock_token();
             let taken = self
@@ -542,27 +595,34 @@ impl SharedTier {
                 )
                 .await;
             match taken {
-                Ok(v) if v != redis::Value::Nil => {
-                    self.count("miss");
-                    let traced = fetch().await;
-                    self.store(&entry, key, &traced).await;
-                    self.unlock(&lock, &token).await;
-                    return noted(traced, refused);
-                }
-                Ok(_) => {
+                Ok(redis::Value::Nil) => {
                     // Another replica is discovering: wait for its entry.
                     let now = Instant::now();
                     if now >= wait_until {
                         self.count("wait-expired");
-                        let traced = fetch().await;
-                        self.store(&entry, key, &traced).await;
-                        return noted(traced, refused);
+                        return (
+                            Plan::Fetch {
+                                store: true,
+                                lock: None,
+                            },
+                            refused,
+                        );
                     }
                     waited = true;
                     tokio::time::sleep(poll.min(wait_until - now)).await;
                     poll = (poll * 2).min(Duration::from_millis(50));
                 }
-                Err(_) => return self.fetch_noted(fetch, refused).await,
+                Ok(_) => {
+                    self.count("miss");
+                    return (
+                        Plan::Fetch {
+                            store: true,
+                            lock: Some((lock, token)),
+                        },
+                        refused,
+                    );
+                }
+                Err(_) => return (without_redis, refused),
             }
         }
     }
@@ -576,14 +636,6 @@ impl SharedTier {
             Some(d) => budget.min(d.saturating_duration_since(now) / 2),
             None => budget,
         }
-    }
-
-    async fn fetch_noted<F, Fut>(&self, fetch: F, refused: Option<String>) -> Traced<Discovery>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Traced<Discovery>>,
-    {
-        noted(fetch().await, refused)
     }
 
     async fn read(

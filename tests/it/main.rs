@@ -21,6 +21,7 @@ mod readme;
 mod registry_options;
 mod report;
 mod server;
+mod shared_cache;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;
