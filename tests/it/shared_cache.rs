@@ -477,3 +477,139 @@ fn shared_cache_with_a_password_from_a_file() {
         .unwrap();
     assert_eq!(keys.len(), 1, "the authenticated replica wrote its entry");
 }
+
+/// The lock key of `img`'s discovery by `s` (the kit credentials, cosign
+/// tags searched: the test contract accepts them).
+fn lock_key(s: &Server, img: &KitImage) -> String {
+    let rt = s.engine().runtime();
+    let image = provgate::oci::ImageRef::parse(&img.pinned()).unwrap();
+    let digest: provgate::digest::Digest = img.digest.parse().unwrap();
+    provgate::shared::SharedKey::new(
+        &image,
+        &digest,
+        &rt.config.registry_fingerprint,
+        "kit",
+        true,
+    )
+    .lock("provgate:")
+}
+
+#[test]
+fn shared_cache_a_dead_lock_holder_is_replaced_when_its_lock_expires() {
+    let redis = RedisServer::start(&[]);
+    let s = engine_on(&redis);
+    let img = fresh_image_signed("shared-deadlock");
+    // A replica took the lock and died: its lock lives 1.5 s more.
+    let lock = lock_key(&s, &img);
+    redis::cmd("SET")
+        .arg(&lock)
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(1500)
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    let d = decide(&s, &img.pinned());
+    assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
+    assert!(!d.requests.is_empty(), "this replica fetched: {d:?}");
+    let m = s.metrics();
+    assert_eq!(
+        counter(
+            &m,
+            "provgate_shared_cache_requests_total",
+            "result=\"miss\""
+        ),
+        1.0,
+        "it took the expired lock: {m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "provgate_shared_cache_requests_total",
+            "result=\"wait-expired\""
+        ),
+        0.0,
+        "within lockWait: {m}"
+    );
+    assert_eq!(entry_key(&redis, &img).is_empty(), false);
+    assert!(redis.get(&lock).is_none(), "its own lock is released");
+}
+
+#[test]
+fn shared_cache_never_waits_for_a_lock_past_the_admission_deadline() {
+    let redis = RedisServer::start(&[]);
+    let s = engine_on(&redis);
+    let img = fresh_image_signed("shared-stuck");
+    // A lock that never expires (lockWait is 8 s in these tests): the
+    // replica waits at most half the time left, then fetches by itself.
+    redis.set(&lock_key(&s, &img), b"stuck");
+    let (v, _took) = s.review_with("/validate", &deployment(&img.pinned()), "3s");
+    assert!(
+        allowed(&v),
+        "the wait ran into the deadline instead of fetching: {v}"
+    );
+    assert_eq!(
+        counter(
+            &s.metrics(),
+            "provgate_shared_cache_requests_total",
+            "result=\"wait-expired\""
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn shared_cache_over_tls_with_its_own_ca() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start_tls(&ca_dir.path().join("redis-ca.crt"));
+    let url = format!("rediss://{}", redis.addr);
+    let start = |ca: &'static str| {
+        let ca_src = ca_dir.path().join("redis-ca.crt");
+        Server::start_prepared(
+            Setup {
+                extra: format!(
+                    "caches:\n  shared: {{url: \"{url}\", timeout: 1s, tls: {{caFile: {ca}}}}}\n"
+                ),
+                ..Setup::default()
+            },
+            move |dir| {
+                std::fs::copy(&ca_src, dir.join("redis-ca.crt")).unwrap();
+                // Another CA: the server's own (written by the helper).
+                provgate::certs::generate(&["other.test".into()], &dir.join("other")).unwrap();
+            },
+        )
+    };
+    let s = start("redis-ca.crt");
+    let img = fresh_image_signed("shared-tls");
+    let d = decide(&s, &img.pinned());
+    assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
+    let m = s.metrics();
+    let result = |r: &str| {
+        counter(
+            &m,
+            "provgate_shared_cache_requests_total",
+            &format!("result=\"{r}\""),
+        )
+    };
+    assert_eq!(result("miss"), 1.0, "{m}");
+    assert_eq!(result("error"), 0.0, "{m}");
+    // A second replica reads it over TLS.
+    let s2 = start("redis-ca.crt");
+    let d = decide(&s2, &img.pinned());
+    assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
+    assert!(d.requests.is_empty(), "{d:?}");
+    // A replica that trusts another CA refuses the connection, and judges
+    // from the registry as without the tier.
+    let s3 = start("other/ca.crt");
+    let d = decide(&s3, &img.pinned());
+    assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
+    assert!(!d.requests.is_empty(), "{d:?}");
+    let m = s3.metrics();
+    assert!(
+        counter(
+            &m,
+            "provgate_shared_cache_requests_total",
+            "result=\"error\""
+        ) >= 1.0,
+        "{m}"
+    );
+}

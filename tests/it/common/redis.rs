@@ -33,6 +33,36 @@ impl RedisServer {
     /// Starts one with no persistence; `extra` are more `redis-server`
     /// arguments (e.g. `--requirepass`).
     pub fn start(extra: &[&str]) -> RedisServer {
+        Self::start_with(extra, false)
+    }
+
+    /// Starts one that speaks only TLS, with a certificate for 127.0.0.1
+    /// from a CA of its own (written to `ca_out`).
+    pub fn start_tls(ca_out: &std::path::Path) -> RedisServer {
+        let certs = tempfile::tempdir().unwrap();
+        provgate::certs::generate(&["127.0.0.1".into(), "localhost".into()], certs.path()).unwrap();
+        std::fs::copy(certs.path().join("ca.crt"), ca_out).unwrap();
+        let p = |f: &str| certs.path().join(f).to_str().unwrap().to_owned();
+        let (crt, key, ca) = (p("tls.crt"), p("tls.key"), p("ca.crt"));
+        let server = Self::start_with(
+            &[
+                "--tls-cert-file",
+                &crt,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+            true,
+        );
+        // redis-server has read its files.
+        drop(certs);
+        server
+    }
+
+    fn start_with(extra: &[&str], tls: bool) -> RedisServer {
         let bin = which("redis-server").unwrap_or_else(|| {
             panic!("redis-server is not installed: apt-get install -y redis-server (.ci/run does)")
         });
@@ -41,8 +71,12 @@ impl RedisServer {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
             let mut child = Command::new(&bin)
+                .args(if tls {
+                    ["--port", "0", "--tls-port"]
+                } else {
+                    ["--tls-port", "0", "--port"]
+                })
                 .args([
-                    "--port",
                     &port.to_string(),
                     "--bind",
                     "127.0.0.1",
