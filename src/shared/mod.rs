@@ -610,7 +610,7 @@ impl SharedTier {
                     }
                     waited = true;
                     tokio::time::sleep(poll.min(wait_until - now)).await;
-                    poll = (poll * 2).min(Duration::from_millis(50));
+                    poll = (poll * 2).min(Duration::from_millis(20));
                 }
                 Ok(_) => {
                     self.count("miss");
