@@ -324,6 +324,12 @@ fn shared_cache_tampered_entries_are_refused_and_never_allow_an_unsigned_image()
     assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
     let key = entry_key(&redis, &signed);
     let value = redis.get(&key).unwrap();
+    // For the sizing arithmetic in docs/operating.md.
+    println!(
+        "shared entry of a digest with one provenance bundle: {} bytes (key {} bytes)",
+        value.len(),
+        key.len()
+    );
 
     // 1. Swapped: the signed image's entry under an unsigned digest's key.
     let unsigned = fresh_image_unsigned("shared-tamper-unsigned");
