@@ -1101,7 +1101,7 @@ impl Config {
             .map(|s| {
                 crate::shared::SharedSettings::compile(
                     s,
-                    &resolve,
+                    resolve,
                     c.evidence_ttl.0,
                     c.negative_ttl.0,
                 )

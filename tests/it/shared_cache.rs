@@ -536,7 +536,7 @@ fn shared_cache_a_dead_lock_holder_is_replaced_when_its_lock_expires() {
         0.0,
         "within lockWait: {m}"
     );
-    assert_eq!(entry_key(&redis, &img).is_empty(), false);
+    assert!(!entry_key(&redis, &img).is_empty(), "the entry is written");
     assert!(redis.get(&lock).is_none(), "its own lock is released");
 }
 

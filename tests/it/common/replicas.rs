@@ -178,6 +178,7 @@ pub fn spawn(config: &Path) -> Replica {
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
             if let Ok(Some(status)) = child.try_wait() {
+                let _ = child.wait();
                 panic!("provgate serve exited ({status}): {}", seen.join("\n"));
             }
             continue;
@@ -195,5 +196,6 @@ pub fn spawn(config: &Path) -> Replica {
         seen.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("provgate serve did not start: {}", seen.join("\n"));
 }
