@@ -772,6 +772,53 @@ mod tests {
         assert!(matches!(e, Refusal::ManifestDigest { .. }), "{e}");
     }
 
+    #[test]
+    fn mutated_entries_never_panic_and_never_decode_unchecked_bytes() {
+        // A deterministic mutation loop (xorshift): flips, truncations,
+        // insertions and length-field edits of a valid entry. Each either
+        // decodes with every blob matching its layer digest, or is refused.
+        let d = subject();
+        let k = key(&d, true);
+        let valid = encode(&k, &discovery(&d), u64::MAX).unwrap();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let mut v = valid.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % v.len().max(1);
+                match next() % 4 {
+                    0 => v[at] ^= 1 << (next() % 8),
+                    1 => v.truncate(at),
+                    2 => v.insert(at, next() as u8),
+                    _ => {
+                        if v.len() >= HEADER_LEN {
+                            v[5 + (next() as usize) % 4] = next() as u8;
+                        }
+                    }
+                }
+                if v.is_empty() {
+                    break;
+                }
+            }
+            if let Ok(back) = decode(v.into(), &k, &Limits::default()) {
+                for e in &back.evidence {
+                    let bytes = match &e.content {
+                        EvidenceContent::Bundle(b) => b,
+                        EvidenceContent::CosignSignature { payload, .. } => payload,
+                        EvidenceContent::CosignAttestation { envelope, .. } => envelope,
+                    };
+                    assert!(e.source.layer.as_ref().unwrap().matches(bytes));
+                    assert_eq!(e.subject, d);
+                }
+            }
+        }
+    }
+
     fn meta_len(bytes: &[u8]) -> usize {
         u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize
     }
