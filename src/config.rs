@@ -1094,19 +1094,7 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("gate: {e}")))?;
         let platforms =
             crate::platform::PlatformFilter::new(&spec.platforms).map_err(ConfigError::Invalid)?;
-        let c = &spec.cache;
-        let shared = c
-            .shared
-            .as_ref()
-            .map(|s| {
-                crate::shared::SharedSettings::compile(
-                    s,
-                    resolve,
-                    c.evidence_ttl.0,
-                    c.negative_ttl.0,
-                )
-            })
-            .transpose()
+        let shared = crate::shared::SharedSettings::of_caches(&spec.cache, resolve)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
             shared,

@@ -193,8 +193,10 @@ impl Runtime {
     /// Builds the runtime of a configuration.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
         let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
-        let shared =
-            (config.shared.clone()).map(|s| crate::shared::SharedTier::new(s, metrics.clone()));
+        let shared = config
+            .shared
+            .clone()
+            .map(|s| crate::shared::SharedTier::new(s, metrics.clone()));
         let registries = Registries::new(
             config.registry_entries.clone(),
             config.registry_default.clone(),
