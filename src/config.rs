@@ -437,6 +437,9 @@ pub struct CacheSpec {
     /// `Ki`/`Mi`/`Gi` suffix). Sets are weighed by the bytes they hold.
     #[serde(default = "d_evidence_bytes")]
     pub evidence_bytes: ByteSize,
+    /// The shared evidence tier on Redis (off when absent).
+    #[serde(default)]
+    pub shared: Option<crate::shared::SharedSpec>,
 }
 
 /// A byte count written as `1048576`, `512Ki`, `64Mi` or `1Gi`.
@@ -513,6 +516,7 @@ impl Default for CacheSpec {
             verdict_ttl: d60s(),
             max_entries: d_entries(),
             evidence_bytes: d_evidence_bytes(),
+            shared: None,
         }
     }
 }
@@ -703,6 +707,8 @@ pub struct Config {
     pub gate: crate::gate::GateSettings,
     /// The platforms of an index that are judged.
     pub platforms: crate::platform::PlatformFilter,
+    /// The shared evidence tier (`caches.shared`), when configured.
+    pub shared: Option<crate::shared::SharedSettings>,
 }
 
 impl Config {
@@ -1097,7 +1103,10 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("gate: {e}")))?;
         let platforms =
             crate::platform::PlatformFilter::new(&spec.platforms).map_err(ConfigError::Invalid)?;
+        let shared = crate::shared::SharedSettings::of_caches(&spec.cache, resolve)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
+            shared,
             platforms,
             gate,
             registry_fingerprint,

@@ -34,5 +34,6 @@ pub mod platform;
 pub mod policy;
 pub mod report;
 pub mod server;
+pub mod shared;
 pub mod verify;
 pub mod wire;

@@ -126,6 +126,16 @@ pub struct ComplianceLabels {
     pub status: String,
 }
 
+/// Shared-tier (Redis) lookup labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SharedCacheLabels {
+    /// `hit`, `hit-after-wait` (another replica's discovery, waited for),
+    /// `miss` (this replica discovers), `refused` (an entry failed its
+    /// checks), `wait-expired`, `error` (Redis failed), `skipped` (circuit
+    /// open), `not-stored` (over `maxEntryBytes`).
+    pub result: String,
+}
+
 /// All of provgate's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -165,6 +175,12 @@ pub struct Metrics {
     pub cache_bytes: Family<CacheNameLabels, Gauge>,
     /// Entries a cache holds.
     pub cache_entries: Family<CacheNameLabels, Gauge>,
+    /// Shared-tier lookups by result.
+    pub shared_cache: Family<SharedCacheLabels, Counter>,
+    /// Time of one shared-tier (Redis) command.
+    pub shared_cache_seconds: Histogram,
+    /// 1 while the shared tier is skipped after a Redis failure.
+    pub shared_cache_circuit: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -216,6 +232,9 @@ impl Metrics {
             "Entries held by a cache",
             cache_entries.clone(),
         );
+        let shared_cache = Family::<SharedCacheLabels, Counter>::default();
+        let shared_cache_seconds = latency();
+        let shared_cache_circuit = Gauge::default();
         registry.register(
             "requests",
             "Requests by endpoint and result",
@@ -296,6 +315,21 @@ impl Metrics {
             "Running workloads whose images admission would now deny",
             would_deny.clone(),
         );
+        registry.register(
+            "shared_cache_requests",
+            "Shared-tier (Redis) evidence lookups by result",
+            shared_cache.clone(),
+        );
+        registry.register(
+            "shared_cache_duration_seconds",
+            "Time of one shared-tier (Redis) command",
+            shared_cache_seconds.clone(),
+        );
+        registry.register(
+            "shared_cache_circuit_open",
+            "1 while the shared tier is skipped after a Redis failure",
+            shared_cache_circuit.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -316,6 +350,9 @@ impl Metrics {
             would_deny,
             cache_bytes,
             cache_entries,
+            shared_cache,
+            shared_cache_seconds,
+            shared_cache_circuit,
         }
     }
 
@@ -333,6 +370,15 @@ impl Metrics {
         self.cache
             .get_or_create(&CacheLabels {
                 cache: cache.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a shared-tier lookup.
+    pub fn shared_cache_result(&self, result: &str) {
+        self.shared_cache
+            .get_or_create(&SharedCacheLabels {
                 result: result.into(),
             })
             .inc();

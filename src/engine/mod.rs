@@ -197,6 +197,8 @@ pub struct Runtime {
     pub verifier: Verifier,
     /// The registries with its options.
     pub registries: Registries,
+    /// The shared evidence tier (`caches.shared`), when configured.
+    pub shared: Option<crate::shared::SharedTier>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -211,6 +213,10 @@ impl Runtime {
     /// Builds the runtime of a configuration.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
         let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
+        let shared = config
+            .shared
+            .clone()
+            .map(|s| crate::shared::SharedTier::new(s, metrics.clone()));
         let registries = Registries::new(
             config.registry_entries.clone(),
             config.registry_default.clone(),
@@ -221,6 +227,7 @@ impl Runtime {
             config: Arc::new(config),
             verifier,
             registries,
+            shared,
         }
     }
 }
@@ -720,7 +727,7 @@ impl Engine {
         };
         let cosign = wants_cosign(&p.bound);
         match self
-            .evidence(rt, &reference, &resolved, &creds, cosign)
+            .evidence(rt, &reference, &resolved, &creds, cosign, req.deadline)
             .await
         {
             Ok((set, requests)) => {
@@ -984,6 +991,7 @@ impl Engine {
         resolved: &Resolved,
         creds: &Arc<CredentialSet>,
         cosign: bool,
+        deadline: Option<Instant>,
     ) -> Result<(Shared<EvidenceSet>, Vec<RequestRecord>), PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds, cosign);
         if !cosign {
@@ -999,7 +1007,7 @@ impl Engine {
         let made = std::sync::Mutex::new(Vec::new());
         let fetch = async {
             let (set, requests) = self
-                .fetch_and_verify(rt, image, resolved, creds, cosign)
+                .fetch_and_verify(rt, image, resolved, creds, cosign, deadline)
                 .await?;
             if let Ok(mut m) = made.lock() {
                 *m = requests;
@@ -1121,18 +1129,23 @@ impl Engine {
         resolved: &Resolved,
         creds: &CredentialSet,
         cosign_tags: bool,
+        deadline: Option<Instant>,
     ) -> Result<(EvidenceSet, Vec<RequestRecord>), PipelineError> {
         let started = Instant::now();
-        let traced = rt
-            .registries
-            .discover(
-                image,
-                &resolved.digest,
-                resolved.media_type.as_deref(),
-                creds,
-                crate::oci::DiscoverOptions { cosign_tags },
-            )
-            .await;
+        let discover = || {
+            let opts = crate::oci::DiscoverOptions { cosign_tags };
+            let media_type = resolved.media_type.as_deref();
+            rt.registries
+                .discover(image, &resolved.digest, media_type, creds, opts)
+        };
+        // The shared tier (Redis), when configured: its evidence is verified
+        // below like the registry's.
+        let fp = &rt.config.registry_fingerprint;
+        let key =
+            crate::shared::SharedKey::new(image, &resolved.digest, fp, creds.name(), cosign_tags);
+        let limits = rt.registries.limits();
+        let traced =
+            crate::shared::discover(rt.shared.as_ref(), &key, limits, deadline, discover).await;
         observe(&self.metrics.registry_seconds, started.elapsed());
         let requests = traced.requests;
         let discovery = match traced.result {

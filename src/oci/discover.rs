@@ -107,6 +107,10 @@ pub struct Discovery {
     pub notes: Vec<String>,
     /// The registry host that answered (a mirror, or the origin).
     pub registry: String,
+    /// The manifest (or index) of the digest judged, when it was fetched
+    /// (checked against the digest). The shared tier keeps it so another
+    /// replica can derive the platforms from it instead of trusting a list.
+    pub manifest: Option<Bytes>,
 }
 
 /// A resolved reference.
@@ -610,6 +614,7 @@ impl Session<'_> {
                 Some(body) => self.platforms(digest, body, media_type.as_deref(), &mut notes)?,
                 None => Vec::new(),
             };
+            let manifest = body;
             let found = futures_util::future::try_join_all(
                 platforms
                     .iter()
@@ -617,9 +622,9 @@ impl Session<'_> {
                     .map(|p| self.subject_evidence(&p.digest, opts, &api)),
             )
             .await?;
-            Ok((media_type, platforms, found, notes))
+            Ok((media_type, platforms, found, notes, manifest))
         };
-        let ((media_type, platforms, on_platforms, platform_notes), on_root) = futures_util::try_join!(
+        let ((media_type, platforms, on_platforms, platform_notes, manifest), on_root) = futures_util::try_join!(
             manifest_and_platforms,
             self.subject_evidence(digest, opts, &api)
         )?;
@@ -669,6 +674,7 @@ impl Session<'_> {
             evidence,
             notes,
             registry: self.host().to_owned(),
+            manifest,
         })
     }
 
@@ -680,61 +686,18 @@ impl Session<'_> {
         media_type: Option<&str>,
         notes: &mut Vec<String>,
     ) -> Result<Vec<PlatformManifest>, RegistryError> {
-        let limits = self.transport.limits();
-        let media = media_type.map(str::to_owned).or_else(|| {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| {
-                    v.get("mediaType")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                })
-        });
-        let mut platforms = Vec::new();
-        if !media.as_deref().is_some_and(manifest::is_index) {
-            return Ok(platforms);
-        }
-        let index: ImageIndex = manifest::parse(body).map_err(|e| {
+        index_platforms(
+            body,
+            media_type,
+            self.transport.limits().max_platforms,
+            notes,
+        )
+        .map_err(|e| {
             self.err(
                 format!("index {}@{digest}", self.repo),
                 RegistryErrorKind::InvalidManifest(e),
             )
-        })?;
-        for entry in index.manifests {
-            let Some(p) = &entry.platform else { continue };
-            // BuildKit's attestation manifests are unsigned in-toto
-            // documents, not Sigstore evidence.
-            if p.os == "unknown" {
-                continue;
-            }
-            // Every platform is listed (and judged), however many there are
-            // within the manifest's byte limit; only the first ones are
-            // searched for their own evidence.
-            // Each listed platform is judged: bound their number too.
-            let judged_limit = limits.max_platforms.saturating_mul(4);
-            if platforms.len() >= judged_limit {
-                return Err(self.err(
-                    format!("index {}@{digest}", self.repo),
-                    RegistryErrorKind::TooMany {
-                        what: "platform manifests",
-                        limit: judged_limit,
-                    },
-                ));
-            }
-            let unsearched = platforms.len() >= limits.max_platforms;
-            if unsearched && platforms.len() == limits.max_platforms {
-                notes.push(format!(
-                    "only the first {} platform manifests were searched for evidence (registries.limits.maxPlatforms); the others are judged on the index's evidence alone",
-                    limits.max_platforms
-                ));
-            }
-            platforms.push(PlatformManifest {
-                digest: entry.digest.clone(),
-                platform: p.to_string(),
-                unsearched,
-            });
-        }
-        Ok(platforms)
+        })
     }
 
     async fn fetch_job(&self, job: Job) -> Result<FetchedJob, RegistryError> {
@@ -858,6 +821,63 @@ enum Job {
         layer: Descriptor,
         kind: SourceKind,
     },
+}
+
+/// The platform manifests of an index to search for evidence (none for an
+/// image manifest): at most `max_platforms`, BuildKit's attestation
+/// manifests (`unknown/unknown`) left out. `media_type` is the registry's
+/// Content-Type, else the body's own `mediaType`. Used on discovery and on
+/// every read of the shared tier, which derives the list from the manifest
+/// bytes instead of trusting a stored one.
+pub(crate) fn index_platforms(
+    body: &[u8],
+    media_type: Option<&str>,
+    max_platforms: usize,
+    notes: &mut Vec<String>,
+) -> Result<Vec<PlatformManifest>, String> {
+    let media = media_type.map(str::to_owned).or_else(|| {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+    });
+    let mut platforms = Vec::new();
+    if !media.as_deref().is_some_and(manifest::is_index) {
+        return Ok(platforms);
+    }
+    let index: ImageIndex = manifest::parse(body)?;
+    for entry in index.manifests {
+        let Some(p) = &entry.platform else { continue };
+        // BuildKit's attestation manifests are unsigned in-toto
+        // documents, not Sigstore evidence.
+        if p.os == "unknown" {
+            continue;
+        }
+        // Every platform is listed (and judged), however many there are
+        // within the manifest's byte limit, and only the first ones are
+        // searched for their own evidence; the number judged is bounded too.
+        let judged_limit = max_platforms.saturating_mul(4);
+        if platforms.len() >= judged_limit {
+            return Err(format!(
+                "the index lists more than {judged_limit} platform manifests (4 x registries.limits.maxPlatforms)"
+            ));
+        }
+        let unsearched = platforms.len() >= max_platforms;
+        if unsearched && platforms.len() == max_platforms {
+            notes.push(format!(
+                "only the first {max_platforms} platform manifests were searched for evidence (registries.limits.maxPlatforms); the others are judged on the index's evidence alone"
+            ));
+        }
+        platforms.push(PlatformManifest {
+            digest: entry.digest.clone(),
+            platform: p.to_string(),
+            unsearched,
+        });
+    }
+    Ok(platforms)
 }
 
 fn content_type(f: &Fetched) -> Option<String> {

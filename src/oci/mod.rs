@@ -44,6 +44,7 @@ pub use error::{
 pub use memo::DEFAULT_REFERRERS_MEMO_TTL;
 pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
 
+pub(crate) use discover::index_platforms;
 use discover::{Session, with_deadline};
 use memo::ReferrersMemo;
 

@@ -52,6 +52,8 @@ const SCENARIOS: &[&str] = &[
     "report-continuous",
     "report-policyreports",
     "service-monitor",
+    "shared-cache",
+    "shared-cache-plain",
 ];
 
 /// The workload resources admission must see, by API group.
@@ -1389,6 +1391,18 @@ fn external(kind: &str, name: &str) -> BTreeMap<String, Vec<u8>> {
             m.insert("tls.crt".into(), b"placeholder".to_vec());
             m.insert("tls.key".into(), b"placeholder".to_vec());
         }
+        // The shared tier's password and Redis's CA (shared-cache scenario).
+        ("Secret", "provgate-redis") => {
+            m.insert("redis-password".into(), b"s3cret\n".to_vec());
+        }
+        ("Secret", "redis-tls") => {
+            let dir = tempfile::tempdir().unwrap();
+            provgate::certs::generate(&["redis.cache.svc".into()], dir.path()).unwrap();
+            m.insert(
+                "ca.crt".into(),
+                std::fs::read(dir.path().join("ca.crt")).unwrap(),
+            );
+        }
         ("ConfigMap", "sigstore-roots") => {
             m.insert(
                 "staging.json".into(),
@@ -1515,6 +1529,11 @@ fn chart_config_is_what_provgate_loads() {
         let cfg = provgate::config::Config::load(&cfg_path)
             .unwrap_or_else(|e| panic!("{ctx}: provgate does not load the rendered config: {e}"));
 
+        assert_eq!(
+            cfg.shared.is_some(),
+            r.flag("sharedCache.enabled"),
+            "{ctx}: caches.shared"
+        );
         if r.scenario == "full" {
             for c in ["has-provenance", "secops-base"] {
                 assert!(
@@ -1628,4 +1647,124 @@ fn chart_optional_objects_follow_their_values() {
             );
         }
     }
+}
+
+#[test]
+fn chart_shared_cache_mounts_its_secrets_and_reaches_redis() {
+    let mut seen = 0;
+    for r in renders() {
+        let ctx = r.scenario.as_str();
+        let spec: provgate::config::ConfigSpec = serde_yaml_ng::from_str(&r.config_text()).unwrap();
+        let pod = r.pod();
+        let volume = |name: &str| pod.volumes.iter().flatten().find(|v| v.name == name);
+        let mount = |name: &str| {
+            r.container()
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.name == name)
+        };
+        if !r.flag("sharedCache.enabled") {
+            assert!(
+                spec.cache.shared.is_none(),
+                "{ctx}: shared tier on by default"
+            );
+            assert!(
+                volume("redis-auth").is_none() && volume("redis-ca").is_none(),
+                "{ctx}"
+            );
+            continue;
+        }
+        seen += 1;
+        let shared = spec.cache.shared.as_ref().expect("caches.shared");
+        assert_eq!(
+            Some(shared.url.as_str()),
+            r.value("sharedCache.url").and_then(Value::as_str),
+            "{ctx}"
+        );
+        // The password: a file from the named Secret, never a value.
+        let secret = r
+            .value("sharedCache.passwordSecret.name")
+            .and_then(Value::as_str);
+        match secret {
+            Some(name) => {
+                let key = r
+                    .value("sharedCache.passwordSecret.key")
+                    .and_then(Value::as_str)
+                    .unwrap();
+                let v = volume("redis-auth").expect("redis-auth volume");
+                let s = v.secret.as_ref().unwrap();
+                assert_eq!(s.secret_name.as_deref(), Some(name), "{ctx}");
+                assert_eq!(s.default_mode, Some(0o440), "{ctx}");
+                let m = mount("redis-auth").expect("redis-auth mount");
+                assert_eq!(m.read_only, Some(true));
+                assert_eq!(
+                    shared.auth.password_file.as_deref(),
+                    Some(Path::new(&format!("{}/{key}", m.mount_path))),
+                    "{ctx}"
+                );
+                assert!(shared.auth.password_env.is_none());
+                assert!(
+                    !r.config_text().contains("s3cret"),
+                    "{ctx}: password in the config"
+                );
+            }
+            None => {
+                assert!(volume("redis-auth").is_none(), "{ctx}");
+                assert!(shared.auth.password_file.is_none(), "{ctx}");
+            }
+        }
+        match r.value("sharedCache.tls.caSecret").and_then(Value::as_str) {
+            Some(name) => {
+                let s = volume("redis-ca")
+                    .expect("redis-ca")
+                    .secret
+                    .clone()
+                    .unwrap();
+                assert_eq!(s.secret_name.as_deref(), Some(name), "{ctx}");
+                let m = mount("redis-ca").expect("redis-ca mount");
+                assert_eq!(
+                    shared.tls.ca_file.as_deref(),
+                    Some(Path::new(&format!("{}/ca.crt", m.mount_path))),
+                    "{ctx}"
+                );
+                assert!(shared.url.starts_with("rediss://"), "{ctx}");
+            }
+            None => assert!(volume("redis-ca").is_none(), "{ctx}"),
+        }
+        // Restricted egress lets the pods reach Redis on the URL's port.
+        if r.flag("networkPolicy.enabled") {
+            let port = shared
+                .url
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<i32>().ok())
+                .unwrap_or(6379);
+            let np = r
+                .objects
+                .iter()
+                .find_map(|o| match o {
+                    Object::NetworkPolicy(n) => Some(n),
+                    _ => None,
+                })
+                .unwrap();
+            let egress = np.spec.as_ref().unwrap().egress.clone().unwrap_or_default();
+            let rule = egress
+                .iter()
+                .find(|e| {
+                    e.ports
+                        .iter()
+                        .flatten()
+                        .any(|p| port_is(p.port.as_ref(), port))
+                })
+                .unwrap_or_else(|| panic!("{ctx}: no egress to Redis port {port}"));
+            assert_eq!(
+                serde_json::to_value(&rule.to).unwrap(),
+                r.value("sharedCache.networkPolicyTo")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                "{ctx}: Redis peers as configured"
+            );
+        }
+    }
+    assert_eq!(seen, 2, "both shared-cache scenarios rendered");
 }

@@ -23,6 +23,7 @@ mod registry_options;
 mod report;
 mod server;
 mod verdicts;
+mod shared_cache;
 mod verify_fixtures;
 mod verify_kit;
 mod verify_tamper;

@@ -126,6 +126,29 @@ trusted roots, gate and report sections).
 {{- $_ := set $report "namespaceSelector" (include "provgate.namespaceSelector" . | fromYaml) -}}
 {{- if .Values.report.policyReports -}}{{- $_ := set $report "policyReports" true -}}{{- end -}}
 {{- $_ := set $cfg "report" $report -}}
+{{- /* The shared evidence tier (Redis). */ -}}
+{{- with .Values.sharedCache -}}
+{{- if .enabled -}}
+{{- if not .url -}}{{- fail "sharedCache.enabled needs sharedCache.url (redis://HOST:6379, or rediss://HOST:6380 for TLS)" -}}{{- end -}}
+{{- if and .username (not .passwordSecret.name) -}}{{- fail "sharedCache.username needs sharedCache.passwordSecret.name" -}}{{- end -}}
+{{- if and .tls.caSecret (not (hasPrefix "rediss://" .url)) -}}{{- fail "sharedCache.tls.caSecret needs a rediss:// url" -}}{{- end -}}
+{{- $shared := deepCopy (default (dict) .extra) -}}
+{{- $_ := set $shared "url" .url -}}
+{{- $_ := set $shared "keyPrefix" .keyPrefix -}}
+{{- $_ := set $shared "timeout" .timeout -}}
+{{- if .passwordSecret.name -}}
+{{- $auth := dict "passwordFile" (printf "/etc/provgate/redis/auth/%s" .passwordSecret.key) -}}
+{{- if .username -}}{{- $_ := set $auth "username" .username -}}{{- end -}}
+{{- $_ := set $shared "auth" $auth -}}
+{{- end -}}
+{{- if .tls.caSecret -}}
+{{- $_ := set $shared "tls" (dict "caFile" (printf "/etc/provgate/redis/ca/%s" .tls.caKey)) -}}
+{{- end -}}
+{{- $caches := deepCopy (default (dict) (get $cfg "caches")) -}}
+{{- $_ := set $caches "shared" $shared -}}
+{{- $_ := set $cfg "caches" $caches -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -169,4 +192,10 @@ matchExpressions:
   operations: ["CREATE", "UPDATE"]
   resources: ["jobs", "cronjobs"]
   scope: Namespaced
+{{- end -}}
+
+{{/* The TCP port of sharedCache.url (6379 when it names none). */}}
+{{- define "provgate.redisPort" -}}
+{{- $host := (urlParse .Values.sharedCache.url).host -}}
+{{- if regexMatch ":[0-9]+$" $host -}}{{ regexFind "[0-9]+$" $host }}{{- else -}}6379{{- end -}}
 {{- end -}}

@@ -7,7 +7,9 @@ pub mod fake;
 pub mod fakekube;
 pub mod kit;
 pub mod proxy;
+pub mod redis;
 pub mod registry;
+pub mod replicas;
 pub mod server;
 
 use std::path::PathBuf;
