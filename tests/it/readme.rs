@@ -174,3 +174,54 @@ fn readme_walkthrough_runs_literally_against_the_kit() {
     assert!(err.contains("provgate: error: no token given"), "{err}");
     assert!(err.contains("ca.crt exists"), "{err}");
 }
+
+/// The README's "A configuration, in short" example compiles: its bindings,
+/// authorities, platforms and caches are what provgate accepts (the files it
+/// points at are swapped for the kit's, since they only exist in a cluster).
+#[test]
+fn the_readme_configuration_example_compiles() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let at = readme
+        .find("A configuration, in short")
+        .expect("README has the configuration example");
+    let rest = &readme[at..];
+    let start = rest.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let len = rest[start..]
+        .find("\n```")
+        .expect("unterminated yaml block");
+    let example = &rest[start..start + len];
+    let dir = tempfile::tempdir().unwrap();
+    let creds = crate::common::server::kit_docker_config(dir.path(), &[]);
+    let root = crate::common::kit::kit().trusted_root();
+    let yaml: String = example
+        .lines()
+        .map(|l| {
+            if l.starts_with("server:") {
+                "server: {listen: 127.0.0.1:0}".to_owned()
+            } else if l.starts_with("trust:") {
+                format!(
+                    "trust: {{publicGood: true, github: true, roots: [{{name: corp, path: \"{}\"}}]}}",
+                    root.display()
+                )
+            } else if l.starts_with("credentials:") {
+                format!(
+                    "credentials: [{{name: team-a, file: \"{}\", namespaces: [\"team-a-*\"]}}]",
+                    creds.display()
+                )
+            } else if l.contains("caFile: /trust/corp-ca.pem") {
+                "    registry.corp: {mirrors: [mirror.corp]}".to_owned()
+            } else if l.starts_with("contracts:") {
+                "contracts: {builtin: true}".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let config = provgate::config::Config::load(&path)
+        .unwrap_or_else(|e| panic!("the README example does not compile: {e}\n{yaml}"));
+    assert_eq!(config.bindings.len(), 2);
+    assert!(config.world_trusting().is_empty());
+}
