@@ -143,6 +143,9 @@ pub struct Metrics {
     pub cache_bytes: Family<CacheNameLabels, Gauge>,
     /// Entries a cache holds.
     pub cache_entries: Family<CacheNameLabels, Gauge>,
+    /// 1 on the replica that runs the continuous report (the elected
+    /// leader, or every replica when leader election is off), else 0.
+    pub report_leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -181,6 +184,12 @@ impl Metrics {
         let would_deny = Family::<ComplianceLabels, Gauge>::default();
         let cache_bytes = Family::<CacheNameLabels, Gauge>::default();
         let cache_entries = Family::<CacheNameLabels, Gauge>::default();
+        let report_leader = Gauge::default();
+        registry.register(
+            "report_leader",
+            "1 on the replica that runs the continuous report (watches workloads, sets provgate_workloads, writes PolicyReports), else 0",
+            report_leader.clone(),
+        );
         registry.register(
             "cache_bytes",
             "Bytes held by a cache (the verified-evidence cache is bounded by caches.evidenceBytes)",
@@ -273,6 +282,7 @@ impl Metrics {
             would_deny,
             cache_bytes,
             cache_entries,
+            report_leader,
         }
     }
 
