@@ -125,6 +125,9 @@ trusted roots, gate and report sections).
 {{- /* The report judges exactly the namespaces the webhooks see: the same selector, from the same template. */ -}}
 {{- $_ := set $report "namespaceSelector" (include "provgate.namespaceSelector" . | fromYaml) -}}
 {{- if .Values.report.policyReports -}}{{- $_ := set $report "policyReports" true -}}{{- end -}}
+{{- /* One replica runs the report: the holder of the Lease the Role in rbac.yaml names. */ -}}
+{{- $le := .Values.report.leaderElection -}}
+{{- $_ := set $report "leaderElection" (dict "enabled" $le.enabled "leaseName" (include "provgate.leaseName" .) "namespace" .Release.Namespace "leaseDuration" $le.leaseDuration "renewDeadline" $le.renewDeadline "retryPeriod" $le.retryPeriod) -}}
 {{- $_ := set $cfg "report" $report -}}
 {{- toYaml $cfg -}}
 {{- end -}}
@@ -169,4 +172,9 @@ matchExpressions:
   operations: ["CREATE", "UPDATE"]
   resources: ["jobs", "cronjobs"]
   scope: Namespaced
+{{- end -}}
+
+{{/* The Lease the continuous report's replicas elect their leader on. */}}
+{{- define "provgate.leaseName" -}}
+{{ include "provgate.fullname" . }}-report
 {{- end -}}
