@@ -181,6 +181,9 @@ pub struct Metrics {
     pub shared_cache_seconds: Histogram,
     /// 1 while the shared tier is skipped after a Redis failure.
     pub shared_cache_circuit: Gauge,
+    /// 1 on the replica that runs the continuous report (the elected
+    /// leader, or every replica when leader election is off), else 0.
+    pub report_leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -222,6 +225,12 @@ impl Metrics {
         let would_deny = Family::<ComplianceLabels, Gauge>::default();
         let cache_bytes = Family::<CacheNameLabels, Gauge>::default();
         let cache_entries = Family::<CacheNameLabels, Gauge>::default();
+        let report_leader = Gauge::default();
+        registry.register(
+            "report_leader",
+            "1 on the replica that runs the continuous report (watches workloads, sets provgate_workloads, writes PolicyReports), else 0",
+            report_leader.clone(),
+        );
         registry.register(
             "cache_bytes",
             "Bytes held by a cache (the verified-evidence cache is bounded by caches.evidenceBytes)",
@@ -353,6 +362,7 @@ impl Metrics {
             shared_cache,
             shared_cache_seconds,
             shared_cache_circuit,
+            report_leader,
         }
     }
 

@@ -453,22 +453,43 @@ async fn authenticate(
 }
 
 /// `GET /v1/report`: the latest continuous compliance report, for the same
-/// callers as the gate.
+/// callers as the gate. Only the elected replica has one: the others answer
+/// 503 `{"error": "not the leader", "leader": <identity or null>}` with a
+/// `Retry-After` (through a Service, a retry may reach the leader).
 async fn report(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    use crate::report::continuous::Answer;
     let settings = s.engine.runtime().config.gate.clone();
     if let Err(r) = authenticate(&s, &settings, &headers).await {
         return r;
     }
-    match s.live_report.as_ref().map(|l| l.latest()) {
-        None => error(
+    let Some(live) = s.live_report.as_ref() else {
+        return error(
             StatusCode::NOT_FOUND,
             "continuous reporting is off (report.continuous.enabled)",
-        ),
-        Some(None) => error(
+        );
+    };
+    let retry_after = |d: Duration| {
+        // Whole seconds, rounded up, at least 1.
+        let secs = d.as_millis().div_ceil(1000).max(1);
+        (header::RETRY_AFTER, secs.to_string())
+    };
+    match live.answer() {
+        Answer::Ready(r) => axum::Json(r.as_ref().clone()).into_response(),
+        Answer::NotReady => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the first report is not ready yet",
-        ),
-        Some(Some(r)) => axum::Json(r.as_ref().clone()).into_response(),
+            [retry_after(std::time::Duration::from_secs(1))],
+            axum::Json(serde_json::json!({"error": "the first report is not ready yet"})),
+        )
+            .into_response(),
+        Answer::NotLeader {
+            leader,
+            retry_after: after,
+        } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [retry_after(after)],
+            axum::Json(serde_json::json!({"error": "not the leader", "leader": leader})),
+        )
+            .into_response(),
     }
 }
 

@@ -43,7 +43,16 @@ pub enum InventoryError {
 
 /// A client: in-cluster configuration, or `api_server` (tests, local use).
 pub async fn client(api_server: Option<&str>) -> Result<kube::Client, InventoryError> {
-    let config = match api_server {
+    client_as(api_server, None).await
+}
+
+/// [`client`], sending `user_agent` as the `User-Agent` of every request
+/// (the API server's audit log then names the replica).
+pub async fn client_as(
+    api_server: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<kube::Client, InventoryError> {
+    let mut config = match api_server {
         Some(url) => kube::Config::new(
             url.parse()
                 .map_err(|e| InventoryError::Config(format!("{url}: {e}")))?,
@@ -52,6 +61,11 @@ pub async fn client(api_server: Option<&str>) -> Result<kube::Client, InventoryE
             .await
             .map_err(|e| InventoryError::Config(e.to_string()))?,
     };
+    if let Some(ua) = user_agent {
+        let value = axum::http::HeaderValue::from_str(ua)
+            .map_err(|e| InventoryError::Config(format!("user agent {ua:?}: {e}")))?;
+        config.headers.push((axum::http::header::USER_AGENT, value));
+    }
     kube::Client::try_from(config).map_err(|e| InventoryError::Config(e.to_string()))
 }
 

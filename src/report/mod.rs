@@ -12,10 +12,13 @@
 //! once — into a [`Report`] grouped by namespace and team. [`diff`] compares
 //! two reports (current and proposed contracts) into an [`Impact`].
 //! [`policyreport`] turns a report into `wgpolicyk8s.io/v1alpha2`
-//! PolicyReports, and [`writer`] keeps them in the cluster.
+//! PolicyReports, and [`writer`] keeps them in the cluster. [`continuous`]
+//! runs the report inside `provgate serve`, on the one replica that
+//! [`leader`] elects.
 
 pub mod continuous;
 pub mod inventory;
+pub mod leader;
 pub mod policyreport;
 pub mod scope;
 pub mod writer;
@@ -54,6 +57,8 @@ pub struct ReportSpec {
     /// named `provgate`) up to date in the cluster from the continuous
     /// report. Needs `continuous.enabled`.
     pub policy_reports: bool,
+    /// Which replica runs the continuous report (a Lease); see [`leader`].
+    pub leader_election: leader::LeaderElectionSpec,
     /// The compiled `namespace_selector`.
     #[serde(skip)]
     scope: NamespaceScope,
@@ -71,6 +76,8 @@ struct RawReportSpec {
     namespace_selector: LabelSelector,
     #[serde(default)]
     policy_reports: bool,
+    #[serde(default)]
+    leader_election: leader::LeaderElectionSpec,
 }
 
 impl TryFrom<RawReportSpec> for ReportSpec {
@@ -91,6 +98,7 @@ impl TryFrom<RawReportSpec> for ReportSpec {
             continuous: raw.continuous,
             namespace_selector: raw.namespace_selector,
             policy_reports: raw.policy_reports,
+            leader_election: raw.leader_election,
             scope,
         })
     }
@@ -114,6 +122,7 @@ impl Default for ReportSpec {
             continuous: ContinuousSpec::default(),
             namespace_selector: scope::default_selector(),
             policy_reports: false,
+            leader_election: leader::LeaderElectionSpec::default(),
             scope: NamespaceScope::default(),
         }
     }

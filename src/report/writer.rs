@@ -5,10 +5,11 @@
 //! channel (a burst of reports collapses into the latest), turns it into
 //! [`PolicyReport`]s and has a [`PolicyReportWriter`] make the cluster
 //! match. The evaluation loop never waits for the API: a slow or failing
-//! API server delays the reports, never the report. **This task is the one
-//! seam for leader election**: with several replicas, only the leader
-//! should run [`run`] (or call [`PolicyReportWriter::sync`]); every replica
-//! can keep evaluating and serving `GET /v1/report`.
+//! API server delays the reports, never the report. With several replicas,
+//! only the elected leader runs this task ([`super::leader`]): the
+//! supervisor in [`super::continuous`] starts it with the leader's term and
+//! stops it, waiting for it to end, when leadership is lost. Every request
+//! carries the replica's identity in its `User-Agent`.
 //!
 //! A sync:
 //! 1. the first time (and after a failure), lists the reports provgate

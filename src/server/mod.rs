@@ -120,6 +120,11 @@ impl Running {
     /// requests within the grace period; returns when done.
     pub async fn shutdown(self) {
         self.ready.store(false, Ordering::SeqCst);
+        // The continuous report stops first and hands its lease over, so
+        // another replica takes over while this one drains.
+        if let Some(live) = &self.live_report {
+            live.shutdown().await;
+        }
         self.handle.graceful_shutdown(Some(self.grace));
         if let Some(h) = &self.metrics_handle {
             h.graceful_shutdown(Some(self.grace));
@@ -212,12 +217,10 @@ pub async fn start_with_clock(
     }
     let continuous = engine.runtime().config.spec.report.continuous.clone();
     if continuous.enabled {
-        let client = crate::report::inventory::client(continuous.api_server.as_deref())
+        let live = crate::report::continuous::start(engine.clone())
             .await
             .map_err(|e| ServeError::Report(e.to_string()))?;
-        let (live, t) = crate::report::continuous::start(engine.clone(), client);
         state.live_report = Some(live);
-        tasks.extend(t);
     }
     let state_live = state.live_report.clone();
     let router = app(state.clone(), opts.noop_endpoint);

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::Resource;
@@ -50,7 +51,9 @@ const SCENARIOS: &[&str] = &[
     "network-policy",
     "opt-out-label",
     "report-continuous",
+    "report-ha",
     "report-policyreports",
+    "report-single",
     "service-monitor",
     "shared-cache",
     "shared-cache-plain",
@@ -749,7 +752,14 @@ fn chart_pod_is_restricted_and_probed_over_https() {
     for r in renders() {
         let ctx = r.scenario.as_str();
         let d = r.deployment();
-        let want_replicas = if ctx.ends_with("(upgrade)") { 3 } else { 2 };
+        let want_replicas = if ctx.ends_with("(upgrade)") {
+            3
+        } else {
+            r.value("replicaCount")
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(2)
+        };
         assert_eq!(d.spec.replicas, Some(want_replicas), "{ctx}: replicas");
         let pod = r.pod();
         let psc = pod.security_context.as_ref().expect("pod securityContext");
@@ -886,12 +896,20 @@ fn chart_pod_is_restricted_and_probed_over_https() {
                 _ => None,
             })
             .collect();
-        assert_eq!(pdbs.len(), 1, "{ctx}: PodDisruptionBudget");
-        let pdb_sel = pdbs[0].spec.as_ref().unwrap().selector.as_ref().unwrap();
-        assert_eq!(
-            pdb_sel.match_labels, d.spec.selector.match_labels,
-            "{ctx}: PDB selects the pods"
-        );
+        // A budget only protects something with more than one replica.
+        if want_replicas > 1 {
+            assert_eq!(pdbs.len(), 1, "{ctx}: PodDisruptionBudget");
+            let pdb_sel = pdbs[0].spec.as_ref().unwrap().selector.as_ref().unwrap();
+            assert_eq!(
+                pdb_sel.match_labels, d.spec.selector.match_labels,
+                "{ctx}: PDB selects the pods"
+            );
+        } else {
+            assert!(
+                pdbs.is_empty(),
+                "{ctx}: a PodDisruptionBudget for one replica"
+            );
+        }
 
         // Metrics port annotations.
         let ann = d
@@ -971,11 +989,16 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
             Some(report || ns_labels),
             "{ctx}: a token is mounted exactly when reporting or namespace lookups are on"
         );
+        // Namespaced RBAC: the Lease Role only (checked in
+        // chart_grants_the_lease_role_only_when_the_report_elects_a_leader).
         assert!(
-            !r.objects
-                .iter()
-                .any(|o| matches!(o, Object::Role(_) | Object::RoleBinding(_))),
-            "{ctx}: namespaced RBAC"
+            r.objects.iter().all(|o| match o {
+                Object::Role(x) => x.metadata.name == Some(format!("{}-leader", r.fullname())),
+                Object::RoleBinding(x) =>
+                    x.metadata.name == Some(format!("{}-leader", r.fullname())),
+                _ => true,
+            }),
+            "{ctx}: namespaced RBAC other than the Lease Role"
         );
         let policy_reports = r.flag("report.policyReports");
         let opt_out = r.flag("webhook.namespaceOptOut.enabled");
@@ -1126,6 +1149,156 @@ fn chart_has_no_rbac_by_default_and_read_only_rbac_for_reporting() {
         assert_eq!(Some(&subjects[0].name), sa.metadata.name.as_ref());
         assert_eq!(subjects[0].namespace.as_deref(), Some(r.namespace.as_str()));
     }
+}
+
+impl Render {
+    /// Whether the continuous report elects a leader (the chart's default
+    /// is on).
+    fn elects(&self) -> bool {
+        self.flag("report.continuous.enabled")
+            && self
+                .value("report.leaderElection.enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+    }
+}
+
+#[test]
+fn chart_grants_the_lease_role_only_when_the_report_elects_a_leader() {
+    let mut seen = (false, false);
+    for r in renders() {
+        let ctx = r.scenario.as_str();
+        let roles: Vec<&Role> = r
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Role(x) => Some(x),
+                _ => None,
+            })
+            .collect();
+        let bindings: Vec<&RoleBinding> = r
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::RoleBinding(x) => Some(x),
+                _ => None,
+            })
+            .collect();
+        let env: BTreeMap<&str, Option<&str>> = r
+            .container()
+            .env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let field = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.field_ref.as_ref())
+                    .map(|f| f.field_path.as_str());
+                (e.name.as_str(), field)
+            })
+            .collect();
+        let spec: provgate::config::ConfigSpec = serde_yaml_ng::from_str(&r.config_text())
+            .unwrap_or_else(|e| panic!("{ctx}: config.yaml: {e}"));
+        let le = &spec.report.leader_election;
+        if r.flag("report.continuous.enabled") {
+            // The identity and the Lease's namespace, from the downward API.
+            assert_eq!(env.get("POD_NAME"), Some(&Some("metadata.name")), "{ctx}");
+            assert_eq!(
+                env.get("POD_NAMESPACE"),
+                Some(&Some("metadata.namespace")),
+                "{ctx}"
+            );
+        } else {
+            assert!(!env.contains_key("POD_NAME"), "{ctx}");
+        }
+        if let Some(extra) = r.value("extraEnv").and_then(Value::as_array) {
+            for e in extra {
+                let name = e["name"].as_str().unwrap();
+                assert!(env.contains_key(name), "{ctx}: extraEnv {name} lost");
+            }
+        }
+        assert_eq!(
+            le.enabled,
+            r.value("report.leaderElection.enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            "{ctx}: report.leaderElection.enabled"
+        );
+        if !r.elects() {
+            seen.1 |= r.flag("report.continuous.enabled");
+            assert!(
+                roles.is_empty() && bindings.is_empty(),
+                "{ctx}: a Lease Role without an elected continuous report"
+            );
+            continue;
+        }
+        seen.0 = true;
+        assert_eq!((roles.len(), bindings.len()), (1, 1), "{ctx}");
+        let role = roles[0];
+        let lease = format!("{}-report", r.fullname());
+        assert_eq!(
+            le.lease_name, lease,
+            "{ctx}: the config names the Role's Lease"
+        );
+        assert_eq!(le.namespace.as_deref(), Some(r.namespace.as_str()), "{ctx}");
+        assert_eq!(
+            role.metadata.namespace.as_deref(),
+            Some(r.namespace.as_str())
+        );
+        let rules = role.rules.as_deref().unwrap_or_default();
+        // (apiGroups, resources, resourceNames, verbs) of each rule.
+        type Rule<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
+        let got: Vec<Rule> = rules
+            .iter()
+            .map(|x| {
+                assert!(x.non_resource_urls.is_none(), "{ctx}");
+                (
+                    strs(&x.api_groups),
+                    strs(&x.resources),
+                    strs(&x.resource_names),
+                    x.verbs.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    vec!["coordination.k8s.io"],
+                    vec!["leases"],
+                    vec![],
+                    vec!["create"]
+                ),
+                (
+                    vec!["coordination.k8s.io"],
+                    vec!["leases"],
+                    vec![lease.as_str()],
+                    vec!["get", "update"]
+                ),
+            ],
+            "{ctx}: create leases; get and update that Lease only"
+        );
+        let b = bindings[0];
+        assert_eq!(b.metadata.namespace.as_deref(), Some(r.namespace.as_str()));
+        assert_eq!(b.role_ref.kind, "Role");
+        assert_eq!(Some(&b.role_ref.name), role.metadata.name.as_ref());
+        let subjects = b.subjects.as_deref().unwrap_or_default();
+        assert_eq!(subjects.len(), 1, "{ctx}");
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(
+            subjects[0].name,
+            r.pod().service_account_name.clone().unwrap_or_default()
+        );
+        assert_eq!(subjects[0].namespace.as_deref(), Some(r.namespace.as_str()));
+        if r.scenario == "report-ha" {
+            assert_eq!(le.lease_duration.0, Duration::from_secs(8));
+            assert_eq!(le.renew_deadline.0, Duration::from_secs(5));
+            assert_eq!(le.retry_period.0, Duration::from_secs(1));
+        }
+    }
+    assert!(seen.0, "no scenario elects a leader");
+    assert!(seen.1, "no scenario runs the report without election");
 }
 
 /// The Secret the pod mounts at /etc/provgate/tls.

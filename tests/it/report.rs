@@ -1381,3 +1381,357 @@ fn report_cluster_reads_namespace_labels_for_the_webhooks_opt_out_label() {
     // and team-b were each read once.
     assert_eq!(api.kube.namespace_gets(), 2);
 }
+
+// ---------------------------------------------------------------------------
+// One inventory writer: leader election on a Lease (issue 15, item 4).
+
+const LEASE_NS: &str = "default";
+const LEASE_NAME: &str = "provgate-report";
+
+/// An elector as `provgate serve` runs one: its client sends the identity
+/// as its `User-Agent`.
+fn elector(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    identity: &str,
+    (lease, renew, retry): (u64, u64, u64),
+) -> std::sync::Arc<provgate::report::leader::Leadership> {
+    rt.block_on(async {
+        let client = provgate::report::inventory::client_as(Some(url), Some(identity))
+            .await
+            .unwrap();
+        provgate::report::leader::Leadership::start(
+            client,
+            provgate::report::leader::ElectorConfig {
+                lease_name: LEASE_NAME.into(),
+                namespace: LEASE_NS.into(),
+                identity: identity.into(),
+                lease_duration: Duration::from_secs(lease),
+                renew_deadline: Duration::from_millis(renew),
+                retry_period: Duration::from_millis(retry),
+            },
+            None,
+        )
+    })
+}
+
+fn election_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn lease_spec(k: &FakeKube) -> Value {
+    k.lease(LEASE_NS, LEASE_NAME)
+        .map(|l| l["spec"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Successful Lease writes by `identity` (its `User-Agent`).
+fn lease_writes_by(k: &FakeKube, identity: &str) -> Vec<crate::common::fakekube::LeaseWrite> {
+    k.lease_writes()
+        .into_iter()
+        .filter(|w| w.user_agent == identity && w.status < 300)
+        .collect()
+}
+
+#[test]
+fn leader_election_two_candidates_exactly_one_leads_and_the_other_never_writes() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let rt = election_runtime();
+    // Started together: both find no Lease and race to create it.
+    let a = elector(&rt, &api.url, "cand-a", (2, 1500, 200));
+    let b = elector(&rt, &api.url, "cand-b", (2, 1500, 200));
+    wait_until("a leader", || a.is_leader() || b.is_leader());
+    let (leader, follower) = if a.is_leader() { (&a, &b) } else { (&b, &a) };
+    // For three lease durations: always exactly one leader, the same one.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        assert!(leader.is_leader(), "the leader lost its lease");
+        assert!(!follower.is_leader(), "two leaders at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let spec = lease_spec(k);
+    assert_eq!(spec["holderIdentity"], leader.identity(), "{spec}");
+    assert_eq!(spec["leaseDurationSeconds"], 2);
+    assert_eq!(spec["leaseTransitions"], 0, "one holder since creation");
+    assert_eq!(
+        follower.state().holder.as_deref(),
+        Some(leader.identity()),
+        "the follower knows the leader"
+    );
+    assert!(
+        lease_writes_by(k, follower.identity()).is_empty(),
+        "a follower wrote the lease: {:?}",
+        k.lease_writes()
+    );
+    // The leader renewed (one create, then updates), each on the version it
+    // read: no write of it was refused.
+    let writes = lease_writes_by(k, leader.identity());
+    assert!(writes.len() >= 10, "{writes:?}");
+    assert!(
+        k.lease_writes()
+            .iter()
+            .filter(|w| w.user_agent == leader.identity())
+            .all(|w| w.status < 300),
+        "{:?}",
+        k.lease_writes()
+    );
+}
+
+#[test]
+fn leader_election_takeover_after_the_leader_dies_waits_for_the_lease_to_expire() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let rt = election_runtime();
+    let a = elector(&rt, &api.url, "cand-a", (2, 1500, 200));
+    wait_until("a leads", || a.is_leader());
+    let b = elector(&rt, &api.url, "cand-b", (2, 1500, 200));
+    wait_until("b sees a", || b.state().holder.as_deref() == Some("cand-a"));
+    let acquired = lease_spec(k)["acquireTime"].clone();
+    // A dies: no release, its lease is left to expire.
+    a.abandon();
+    let died = Instant::now();
+    wait_until("b takes over", || b.is_leader());
+    let after = died.elapsed();
+    // A renewed at most one retry period before dying; B may take over
+    // only once the record has not changed for the whole lease (2 s).
+    assert!(
+        after >= Duration::from_millis(1500),
+        "b took over {after:?} after a died, before a's lease expired"
+    );
+    let spec = lease_spec(k);
+    assert_eq!(spec["holderIdentity"], "cand-b");
+    assert_eq!(spec["leaseTransitions"], 1, "{spec}");
+    assert_ne!(spec["acquireTime"], acquired, "a new acquisition time");
+    assert!(
+        lease_writes_by(k, "cand-a")
+            .iter()
+            .all(|w| w.holder.as_deref() == Some("cand-a")),
+        "a dead leader released its lease"
+    );
+}
+
+#[test]
+fn leader_election_graceful_release_hands_over_at_once() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let rt = election_runtime();
+    // A 10 s lease: a handover within seconds is the release, not expiry.
+    let a = elector(&rt, &api.url, "cand-a", (10, 6000, 200));
+    wait_until("a leads", || a.is_leader());
+    let b = elector(&rt, &api.url, "cand-b", (10, 6000, 200));
+    wait_until("b sees a", || b.state().holder.as_deref() == Some("cand-a"));
+    let released = Instant::now();
+    rt.block_on(a.release());
+    assert!(!a.is_leader());
+    let last = lease_writes_by(k, "cand-a").pop().unwrap();
+    assert_eq!(last.holder, None, "the release clears the holder: {last:?}");
+    wait_until("b takes over", || b.is_leader());
+    assert!(
+        released.elapsed() < Duration::from_secs(5),
+        "handover took {:?}: the lease expired instead of being released",
+        released.elapsed()
+    );
+    assert_eq!(lease_spec(k)["holderIdentity"], "cand-b");
+    assert_eq!(lease_spec(k)["leaseTransitions"], 1);
+}
+
+#[test]
+fn leader_election_steps_down_when_renewals_fail_before_the_lease_expires() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let rt = election_runtime();
+    let a = elector(&rt, &api.url, "cand-a", (4, 2000, 200));
+    wait_until("a leads", || a.is_leader());
+    std::thread::sleep(Duration::from_millis(500));
+    k.fail_leases(Some(500));
+    let failing = Instant::now();
+    wait_until("a steps down", || !a.is_leader());
+    // Its last renewal was at most a retry period before the outage: it
+    // must stop leading before that renewal's 4 s lease runs out, when
+    // another replica may take over.
+    let after = failing.elapsed();
+    assert!(
+        after < Duration::from_millis(3500),
+        "stepped down {after:?} into the outage: after its lease expired"
+    );
+    assert!(
+        after >= Duration::from_millis(1500),
+        "stepped down {after:?} into the outage, before its renew deadline"
+    );
+    let err = a.state().error.unwrap_or_default();
+    assert!(err.contains("stepped down"), "{err}");
+    // The API comes back: the lease still names it, it takes it again
+    // (conditionally on the version it reads; no new transition).
+    k.fail_leases(None);
+    wait_until("a leads again", || a.is_leader());
+    assert_eq!(lease_spec(k)["leaseTransitions"], 0);
+}
+
+#[test]
+fn leader_election_never_takes_a_renewed_lease_whatever_its_timestamps_say() {
+    // Another holder keeps renewing, with renewTime far in the past (a
+    // skewed clock): expiry is judged by the record changing, never by
+    // comparing renewTime with the local clock.
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let held = |n: u32| {
+        json!({"holderIdentity": "other", "leaseDurationSeconds": 2, "leaseTransitions": 4,
+            "acquireTime": "2001-01-01T00:00:00.000000Z",
+            "renewTime": format!("2001-01-01T00:00:{:02}.000000Z", n % 60)})
+    };
+    k.put_lease(LEASE_NS, LEASE_NAME, held(0));
+    let rt = election_runtime();
+    let a = elector(&rt, &api.url, "cand-a", (2, 1500, 200));
+    for n in 1..=20 {
+        std::thread::sleep(Duration::from_millis(200));
+        k.put_lease(LEASE_NS, LEASE_NAME, held(n));
+        assert!(!a.is_leader(), "took a lease that was being renewed");
+    }
+    assert_eq!(a.state().holder.as_deref(), Some("other"));
+    assert!(
+        lease_writes_by(&api.kube, "cand-a").is_empty(),
+        "{:?}",
+        k.lease_writes()
+    );
+    // The holder stops renewing: taken after the lease duration.
+    let stopped = Instant::now();
+    wait_until("a takes the expired lease", || a.is_leader());
+    assert!(stopped.elapsed() >= Duration::from_millis(1500));
+    let spec = lease_spec(k);
+    assert_eq!(spec["holderIdentity"], "cand-a");
+    assert_eq!(spec["leaseTransitions"], 5, "{spec}");
+}
+
+#[test]
+fn continuous_mode_with_two_replicas_one_leader_watches_writes_and_answers() {
+    let api = FakeKube::start();
+    let k = &api.kube;
+    let good = signed_image("ha-good");
+    let bare = unsigned_image("ha-bare");
+    k.set_pods(vec![
+        pod(
+            "team-a",
+            "web",
+            &[("web", &good.tagged)],
+            json!({"team": "web"}),
+            3,
+        ),
+        pod("team-b", "job", &[("job", &bare.tagged)], json!({}), 4),
+    ]);
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(b"report-reader"))
+    };
+    let setup = || Setup {
+        bindings: "  - name: teams\n    contracts: [needs-provenance]\n    mode: audit\n".into(),
+        extra: format!(
+            "report:\n  teamLabel: team\n  policyReports: true\n  continuous: {{enabled: true, interval: 1h, concurrency: 2, apiServer: \"{}\"}}\n  leaderElection: {{leaseDuration: 10s, renewDeadline: 6s, retryPeriod: 250ms}}\ngate: {{tokens: [{{name: dash, sha256: \"{sha}\"}}]}}\n",
+            api.url
+        ),
+        ..Setup::default()
+    };
+    let first = Server::start(setup());
+    wait_until("the first replica leads", || {
+        lease_spec(k)["holderIdentity"].is_string()
+    });
+    let mut replicas = vec![first, Server::start(setup())];
+    let get = |s: &Server| -> (u16, Option<String>, Value) {
+        s.rt.block_on(async {
+            let r = s
+                .client
+                .get(format!("{}/v1/report", s.base))
+                .bearer_auth("report-reader")
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (
+                r.status().as_u16(),
+                retry,
+                r.json().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let leader_id = lease_spec(k)["holderIdentity"].as_str().unwrap().to_owned();
+    wait_until("the leader's report", || get(&replicas[0]).0 == 200);
+    wait_long("the PolicyReports", 20, || {
+        k.policy_reports().contains_key("team-a/provgate")
+            && k.policy_reports().contains_key("team-b/provgate")
+    });
+    // The follower: no report of its own, the leader named, a retry hint.
+    let (code, retry, body) = get(&replicas[1]);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "not the leader", "leader": leader_id}),
+        "{body}"
+    );
+    assert_eq!(retry.as_deref(), Some("1"));
+    // One set of watches and gauges: the leader's.
+    assert_eq!(k.lists().len(), 1, "pods listed by more than one replica");
+    let (lm, fm) = (replicas[0].metrics(), replicas[1].metrics());
+    assert!(lm.contains("provgate_report_leader 1"), "{lm}");
+    assert!(fm.contains("provgate_report_leader 0"), "{fm}");
+    assert!(lm.contains("provgate_workloads{"), "{lm}");
+    assert!(
+        !fm.contains("provgate_workloads{") && !fm.contains("provgate_workloads_would_deny{"),
+        "a follower exports compliance gauges: {fm}"
+    );
+    // Every PolicyReport write came from the leader.
+    let agent = |id: &str| format!("provgate/{} ({id})", env!("CARGO_PKG_VERSION"));
+    let writers = k.report_writes_by_agent();
+    assert_eq!(
+        writers.keys().collect::<Vec<_>>(),
+        [&agent(&leader_id)],
+        "{writers:?}"
+    );
+    // The leader shuts down gracefully: the follower takes over at once
+    // (well within the 10 s lease), watches, and writes.
+    let released = Instant::now();
+    replicas[0].shutdown();
+    let old = replicas.remove(0);
+    let next = &replicas[0];
+    wait_until("the follower leads", || {
+        lease_spec(k)["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h != leader_id)
+    });
+    assert!(
+        released.elapsed() < Duration::from_secs(6),
+        "handover took {:?}",
+        released.elapsed()
+    );
+    let next_id = lease_spec(k)["holderIdentity"].as_str().unwrap().to_owned();
+    wait_long("the new leader's report", 20, || get(next).0 == 200);
+    assert!(next.metrics().contains("provgate_report_leader 1"));
+    assert_eq!(k.lists().len(), 2, "the new leader lists once");
+    // It writes from now on: make team-b compliant-free (its pod goes).
+    wait_until("the new leader's pod watch", || k.watching());
+    let rv = k.next_rv();
+    assert!(k.event(
+        "DELETED",
+        pod("team-b", "job", &[("job", &bare.tagged)], json!({}), rv)
+    ));
+    wait_long("team-b's report deleted by the new leader", 20, || {
+        !k.policy_reports().contains_key("team-b/provgate")
+    });
+    let writers = k.report_writes_by_agent();
+    assert_eq!(
+        writers
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [agent(&leader_id), agent(&next_id)].into(),
+        "{writers:?}"
+    );
+    drop(old);
+}

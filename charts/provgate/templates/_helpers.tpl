@@ -125,6 +125,9 @@ trusted roots, gate and report sections).
 {{- /* The report judges exactly the namespaces the webhooks see: the same selector, from the same template. */ -}}
 {{- $_ := set $report "namespaceSelector" (include "provgate.namespaceSelector" . | fromYaml) -}}
 {{- if .Values.report.policyReports -}}{{- $_ := set $report "policyReports" true -}}{{- end -}}
+{{- /* One replica runs the report: the holder of the Lease the Role in rbac.yaml names. */ -}}
+{{- $le := .Values.report.leaderElection -}}
+{{- $_ := set $report "leaderElection" (dict "enabled" $le.enabled "leaseName" (include "provgate.leaseName" .) "namespace" .Release.Namespace "leaseDuration" $le.leaseDuration "renewDeadline" $le.renewDeadline "retryPeriod" $le.retryPeriod) -}}
 {{- $_ := set $cfg "report" $report -}}
 {{- /* The shared evidence tier (Redis). */ -}}
 {{- with .Values.sharedCache -}}
@@ -198,4 +201,9 @@ matchExpressions:
 {{- define "provgate.redisPort" -}}
 {{- $host := (urlParse .Values.sharedCache.url).host -}}
 {{- if regexMatch ":[0-9]+$" $host -}}{{ regexFind "[0-9]+$" $host }}{{- else -}}6379{{- end -}}
+{{- end -}}
+
+{{/* The Lease the continuous report's replicas elect their leader on. */}}
+{{- define "provgate.leaseName" -}}
+{{ include "provgate.fullname" . }}-report
 {{- end -}}

@@ -1,8 +1,17 @@
 //! A small fake Kubernetes API: list and watch of pods (scripted by the
 //! test), empty lists and idle watches for the other workload kinds,
-//! namespaces by name, and a store of `wgpolicyk8s.io/v1alpha2`
-//! PolicyReports. There is no API server binary here; the JSON shapes are
-//! the API server's.
+//! namespaces by name, a store of `wgpolicyk8s.io/v1alpha2`
+//! PolicyReports, and `coordination.k8s.io/v1` Leases. There is no API
+//! server binary here; the JSON shapes are the API server's.
+//!
+//! Leases are updated as the API server does with optimistic concurrency:
+//! an update must carry the stored `metadata.resourceVersion`, else it is
+//! answered `409 Conflict` (the fake is stricter than the server in one
+//! way: an update without a `resourceVersion` is refused, 422, so an
+//! unconditional overwrite fails a test). A create of an existing Lease is
+//! `409 AlreadyExists`. Every write of a Lease or a PolicyReport is
+//! recorded with the request's `User-Agent`, which provgate sets to its
+//! replica identity, so tests can tell which replica wrote what.
 //!
 //! PolicyReport writes (create, update, server-side apply) are validated
 //! against the published CRD's `openAPIV3Schema`
@@ -41,6 +50,29 @@ struct Inner {
     report_rejections: Vec<String>,
     /// Answer PolicyReport requests with this status (an outage, a missing CRD).
     report_failure: Option<u16>,
+    /// The `User-Agent` of every PolicyReport write, with the write.
+    report_writers: Vec<(String, String)>,
+    /// Leases by (namespace, name).
+    leases: std::collections::BTreeMap<(String, String), Value>,
+    /// Every Lease write.
+    lease_writes: Vec<LeaseWrite>,
+    /// Answer Lease requests with this status (an API outage).
+    lease_failure: Option<u16>,
+}
+
+/// One Lease write as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct LeaseWrite {
+    /// `CREATE` or `UPDATE`.
+    pub method: String,
+    /// `namespace/name`.
+    pub lease: String,
+    /// The request's `User-Agent`.
+    pub user_agent: String,
+    /// `spec.holderIdentity` written (`None`: released).
+    pub holder: Option<String>,
+    /// The answer's status code.
+    pub status: u16,
 }
 
 /// The fake API.
@@ -90,6 +122,14 @@ impl FakeKube {
                     .put(put_report)
                     .patch(patch_report)
                     .delete(delete_report),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                axum::routing::post(create_lease),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(get_lease).put(put_lease),
             )
             .route("/api/v1/pods", get(pods))
             .route("/api/v1/namespaces/{name}", get(namespace))
@@ -205,6 +245,50 @@ impl FakeKube {
     /// Makes every PolicyReport request fail with `status` (or not).
     pub fn fail_policy_reports(&self, status: Option<u16>) {
         self.inner.lock().unwrap().report_failure = status;
+    }
+
+    /// PolicyReport writes per `User-Agent`.
+    pub fn report_writes_by_agent(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for (agent, _) in &self.inner.lock().unwrap().report_writers {
+            *out.entry(agent.clone()).or_default() += 1;
+        }
+        out
+    }
+
+    /// The stored Lease `namespace/name`.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .leases
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Stores a Lease as if another client wrote it (a new resource
+    /// version); returns the version.
+    pub fn put_lease(&self, namespace: &str, name: &str, spec: Value) -> u64 {
+        let mut g = self.inner.lock().unwrap();
+        g.resource_version += 1;
+        let rv = g.resource_version;
+        let object = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv.to_string(),
+                "uid": format!("uid-lease-{namespace}-{name}")},
+            "spec": spec});
+        g.leases
+            .insert((namespace.to_owned(), name.to_owned()), object);
+        rv
+    }
+
+    /// Every Lease write so far.
+    pub fn lease_writes(&self) -> Vec<LeaseWrite> {
+        self.inner.lock().unwrap().lease_writes.clone()
+    }
+
+    /// Makes every Lease request fail with `status` (or not).
+    pub fn fail_leases(&self, status: Option<u16>) {
+        self.inner.lock().unwrap().lease_failure = status;
     }
 
     /// Whether a pod watch is connected.
@@ -380,8 +464,23 @@ fn injected_failure(k: &FakeKube) -> Option<Response> {
     Some(status(code, reason, format!("injected {code}")))
 }
 
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Validates and stores a PolicyReport written to `ns/name` by `method`.
-fn store_report(k: &FakeKube, method: &str, ns: &str, name: &str, mut object: Value) -> Response {
+fn store_report(
+    k: &FakeKube,
+    agent: &str,
+    method: &str,
+    ns: &str,
+    name: &str,
+    mut object: Value,
+) -> Response {
     let mut problems = Vec::new();
     if object["apiVersion"] != "wgpolicyk8s.io/v1alpha2" {
         problems.push(format!(
@@ -409,6 +508,8 @@ fn store_report(k: &FakeKube, method: &str, ns: &str, name: &str, mut object: Va
     }
     let mut g = k.inner.lock().unwrap();
     g.report_writes.push(format!("{method} {ns}/{name}"));
+    g.report_writers
+        .push((agent.to_owned(), format!("{method} {ns}/{name}")));
     if !problems.is_empty() {
         let message = format!(
             "PolicyReport.wgpolicyk8s.io {name:?} is invalid: {}",
@@ -535,6 +636,7 @@ fn parse_body(body: &[u8]) -> Result<Value, String> {
 async fn create_report(
     State(k): State<FakeKube>,
     Path(ns): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(r) = injected_failure(&k) {
@@ -560,12 +662,13 @@ async fn create_report(
             format!("{name:?} already exists"),
         );
     }
-    store_report(&k, "CREATE", &ns, &name, object)
+    store_report(&k, &user_agent(&headers), "CREATE", &ns, &name, object)
 }
 
 async fn put_report(
     State(k): State<FakeKube>,
     Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(r) = injected_failure(&k) {
@@ -588,7 +691,7 @@ async fn put_report(
             format!("{name:?} not found"),
         );
     }
-    store_report(&k, "UPDATE", &ns, &name, object)
+    store_report(&k, &user_agent(&headers), "UPDATE", &ns, &name, object)
 }
 
 /// Server-side apply only (`application/apply-patch+yaml` with a
@@ -626,18 +729,21 @@ async fn patch_report(
         Ok(v) => v,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
     };
-    store_report(&k, "APPLY", &ns, &name, object)
+    store_report(&k, &user_agent(&headers), "APPLY", &ns, &name, object)
 }
 
 async fn delete_report(
     State(k): State<FakeKube>,
     Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if let Some(r) = injected_failure(&k) {
         return r;
     }
     let mut g = k.inner.lock().unwrap();
     g.report_writes.push(format!("DELETE {ns}/{name}"));
+    g.report_writers
+        .push((user_agent(&headers), format!("DELETE {ns}/{name}")));
     match g.policy_reports.remove(&(ns, name.clone())) {
         Some(v) => axum::Json(v).into_response(),
         None => status(
@@ -646,4 +752,251 @@ async fn delete_report(
             format!("policyreports.wgpolicyk8s.io {name:?} not found"),
         ),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Leases.
+
+fn lease_failure(k: &FakeKube) -> Option<Response> {
+    let code = k.inner.lock().unwrap().lease_failure?;
+    let code = StatusCode::from_u16(code).unwrap();
+    let reason = match code.as_u16() {
+        403 => "Forbidden",
+        _ => "InternalError",
+    };
+    Some(status(code, reason, format!("injected {code}")))
+}
+
+/// What is wrong with a Lease body for `ns/name`, as the API server would
+/// say (the fields provgate writes; MicroTime with six fractional digits).
+fn lease_problems(ns: &str, name: &str, object: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    if object["apiVersion"] != "coordination.k8s.io/v1" || object["kind"] != "Lease" {
+        problems.push(format!(
+            "apiVersion/kind: {} {}",
+            object["apiVersion"], object["kind"]
+        ));
+    }
+    if object["metadata"]["name"] != name {
+        problems.push(format!("metadata.name: {}", object["metadata"]["name"]));
+    }
+    if !object["metadata"]["namespace"].is_null() && object["metadata"]["namespace"] != ns {
+        problems.push(format!(
+            "metadata.namespace: {}",
+            object["metadata"]["namespace"]
+        ));
+    }
+    let spec = &object["spec"];
+    let micro = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$").unwrap();
+    for t in ["acquireTime", "renewTime"] {
+        if !spec[t].is_null() && !spec[t].as_str().is_some_and(|v| micro.is_match(v)) {
+            problems.push(format!("spec.{t}: {} is not a MicroTime", spec[t]));
+        }
+    }
+    for n in ["leaseDurationSeconds", "leaseTransitions"] {
+        if !spec[n].is_null()
+            && !spec[n]
+                .as_i64()
+                .is_some_and(|v| v >= 0 && v <= i32::MAX as i64)
+        {
+            problems.push(format!("spec.{n}: {}", spec[n]));
+        }
+    }
+    if !spec["holderIdentity"].is_null() && !spec["holderIdentity"].is_string() {
+        problems.push(format!("spec.holderIdentity: {}", spec["holderIdentity"]));
+    }
+    problems
+}
+
+fn record_lease(
+    g: &mut Inner,
+    method: &str,
+    ns: &str,
+    name: &str,
+    agent: String,
+    object: &Value,
+    status: StatusCode,
+) {
+    g.lease_writes.push(LeaseWrite {
+        method: method.into(),
+        lease: format!("{ns}/{name}"),
+        user_agent: agent,
+        holder: object["spec"]["holderIdentity"].as_str().map(str::to_owned),
+        status: status.as_u16(),
+    });
+}
+
+async fn get_lease(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = lease_failure(&k) {
+        return r;
+    }
+    match k.lease(&ns, &name) {
+        Some(v) => axum::Json(v).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io {name:?} not found"),
+        ),
+    }
+}
+
+async fn create_lease(
+    State(k): State<FakeKube>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = lease_failure(&k) {
+        return r;
+    }
+    let mut object = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut g = k.inner.lock().unwrap();
+    let agent = user_agent(&headers);
+    let problems = lease_problems(&ns, &name, &object);
+    if !problems.is_empty() {
+        record_lease(
+            &mut g,
+            "CREATE",
+            &ns,
+            &name,
+            agent,
+            &object,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            problems.join("; "),
+        );
+    }
+    let key = (ns.clone(), name.clone());
+    if g.leases.contains_key(&key) {
+        record_lease(
+            &mut g,
+            "CREATE",
+            &ns,
+            &name,
+            agent,
+            &object,
+            StatusCode::CONFLICT,
+        );
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io {name:?} already exists"),
+        );
+    }
+    g.resource_version += 1;
+    let rv = g.resource_version;
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.insert("namespace".into(), json!(ns));
+    meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    meta.insert("uid".into(), json!(format!("uid-lease-{ns}-{name}")));
+    record_lease(
+        &mut g,
+        "CREATE",
+        &ns,
+        &name,
+        agent,
+        &object,
+        StatusCode::CREATED,
+    );
+    g.leases.insert(key, object.clone());
+    (StatusCode::CREATED, axum::Json(object)).into_response()
+}
+
+async fn put_lease(
+    State(k): State<FakeKube>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = lease_failure(&k) {
+        return r;
+    }
+    let mut object = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    let mut g = k.inner.lock().unwrap();
+    let agent = user_agent(&headers);
+    let key = (ns.clone(), name.clone());
+    let mut problems = lease_problems(&ns, &name, &object);
+    let sent = object["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned);
+    if sent.is_none() {
+        problems.push(
+            "metadata.resourceVersion: Required value (this fake demands optimistic concurrency)"
+                .into(),
+        );
+    }
+    if !problems.is_empty() {
+        record_lease(
+            &mut g,
+            "UPDATE",
+            &ns,
+            &name,
+            agent,
+            &object,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            problems.join("; "),
+        );
+    }
+    let Some(stored) = g.leases.get(&key) else {
+        record_lease(
+            &mut g,
+            "UPDATE",
+            &ns,
+            &name,
+            agent,
+            &object,
+            StatusCode::NOT_FOUND,
+        );
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io {name:?} not found"),
+        );
+    };
+    if stored["metadata"]["resourceVersion"].as_str() != sent.as_deref() {
+        record_lease(
+            &mut g,
+            "UPDATE",
+            &ns,
+            &name,
+            agent,
+            &object,
+            StatusCode::CONFLICT,
+        );
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io {name:?}: the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    g.resource_version += 1;
+    let rv = g.resource_version;
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.insert("namespace".into(), json!(ns));
+    meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    record_lease(&mut g, "UPDATE", &ns, &name, agent, &object, StatusCode::OK);
+    g.leases.insert(key, object.clone());
+    axum::Json(object).into_response()
 }
