@@ -1,5 +1,6 @@
 //! Contracts and their evaluation.
 //!
+//! - [`analysis`]: which request-context fields a contract's Rego reads;
 //! - [`contract`]: loading contracts (YAML metadata + Rego) from directories
 //!   or the embedded library;
 //! - [`rego`]: compiling and evaluating them on regorus, one engine per
@@ -8,6 +9,7 @@
 //!   verified, admitted evidence;
 //! - [`testing`]: `provgate policy test`.
 
+pub mod analysis;
 pub mod contract;
 pub mod input;
 pub mod rego;
