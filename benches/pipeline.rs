@@ -5,8 +5,13 @@
 //!   against parsing the same bytes into a `serde_json::Value`;
 //! - verification of a bundle signed by the test kit's sigstore-js
 //!   (keyless, Rekor v1 entry, RFC 3161 timestamp), against parsing it;
-//! - one evaluation of the built-in `slsa-provenance` contract over its
-//!   GitHub Actions example input, against a one-rule contract.
+//! - one evaluation of the built-in `slsa-provenance` contract over the
+//!   documented example input (`docs/examples/policy-input.json`), against a
+//!   one-rule contract, and against the previous implementation: the
+//!   contract text before it imported the library's rules by path
+//!   (`benches/baseline/`), and the interpreter instead of the RVM;
+//! - converting that input to a `regorus::Value`, from a `serde_json::Value`
+//!   and from the JSON text.
 //!
 //! The kit is started for the run (`../shared/testkit/up.sh`); results go
 //! to `docs/benchmarks.md`.
@@ -19,6 +24,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use provgate::digest::Digest;
 use provgate::policy::RegoProgram;
+use provgate::policy::rego::EvalMode;
 use provgate::verify::{EvidenceSource, SourceKind, TrustStore, Verifier, VerifyLimits};
 
 fn kit_root() -> PathBuf {
@@ -150,18 +156,55 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // 3. One contract evaluation.
+    policy_benches(c);
+    let _ = Command::new(kit_root().join("down.sh")).arg(&kit).output();
+}
+
+/// The `slsa-provenance` contract, with its policy module replaced by `text`
+/// when given.
+fn slsa_program(policy_text: Option<&str>) -> RegoProgram {
     let contract = provgate::policy::contract::builtin_contracts()
         .unwrap()
         .into_iter()
         .find(|c| c.name() == "slsa-provenance")
         .unwrap();
-    let input = contract
-        .testdata
-        .get("github_actions")
-        .cloned()
-        .expect("slsa-provenance testdata github-actions.json");
-    let program =
-        RegoProgram::compile(contract.modules.clone(), None, Duration::from_secs(2)).unwrap();
+    let mut modules = contract.modules.clone();
+    if let Some(text) = policy_text {
+        let m = modules
+            .iter_mut()
+            .find(|m| m.path.ends_with("/policy.rego"))
+            .unwrap();
+        m.text = text.to_owned();
+    }
+    RegoProgram::compile(modules, None, Duration::from_secs(2)).unwrap()
+}
+
+fn policy_benches(c: &mut Criterion) {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/examples/policy-input.json"),
+    )
+    .unwrap();
+    let input: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let value = regorus::Value::from(input.clone());
+    // Benchmarks evaluate testdata, which is not verified evidence: they go
+    // through the named testing door, as `provgate policy eval` does.
+    let policy_input = provgate::policy::testing::unverified_input(&input).unwrap();
+
+    // The same contract as it was before the library's rules were imported
+    // by path, and as it is.
+    let old = slsa_program(Some(include_str!("baseline/slsa-provenance-policy.rego")));
+    let new = slsa_program(None);
+    new.rvm_check().expect("the RVM runs slsa-provenance");
+    let expected = old
+        .evaluate_with(&policy_input, EvalMode::Interpreter)
+        .unwrap();
+    for (p, mode) in [
+        (&old, EvalMode::Rvm),
+        (&new, EvalMode::Interpreter),
+        (&new, EvalMode::Rvm),
+    ] {
+        assert_eq!(p.evaluate_with(&policy_input, mode).unwrap(), expected);
+    }
     let trivial = RegoProgram::compile(
         vec![provgate::policy::RegoModule {
             path: "trivial.rego".into(),
@@ -171,23 +214,59 @@ fn benches(c: &mut Criterion) {
         Duration::from_secs(2),
     )
     .unwrap();
-    // Benchmarks evaluate testdata, which is not verified evidence: they
-    // go through the named testing door, as `provgate policy eval` does.
-    let value = provgate::policy::testing::unverified_input(&input).unwrap();
+
     let mut g = c.benchmark_group("policy");
     g.bench_function(
-        BenchmarkId::new("eval", "one-rule contract (baseline)"),
-        |b| b.iter(|| trivial.evaluate(&value).unwrap()),
+        BenchmarkId::new("eval", "one-rule contract, RVM (baseline)"),
+        |b| b.iter(|| trivial.evaluate_with(&policy_input, EvalMode::Rvm).unwrap()),
     );
-    g.bench_function(BenchmarkId::new("eval", "slsa-provenance"), |b| {
-        b.iter(|| program.evaluate(&value).unwrap())
-    });
+    for (name, program, mode) in [
+        (
+            "slsa-provenance, previous text, interpreter (baseline)",
+            &old,
+            EvalMode::Interpreter,
+        ),
+        ("slsa-provenance, previous text, RVM", &old, EvalMode::Rvm),
+        ("slsa-provenance, interpreter", &new, EvalMode::Interpreter),
+        ("slsa-provenance, RVM", &new, EvalMode::Rvm),
+    ] {
+        g.bench_function(BenchmarkId::new("eval", name), |b| {
+            b.iter(|| program.evaluate_with(&policy_input, mode).unwrap())
+        });
+    }
     g.bench_function(
-        BenchmarkId::new("eval", "slsa-provenance incl. input conversion"),
-        |b| b.iter(|| provgate::policy::testing::evaluate_unverified(&program, &input).unwrap()),
+        BenchmarkId::new(
+            "eval",
+            "slsa-provenance, interpreter, incl. input conversion",
+        ),
+        |b| {
+            b.iter(|| {
+                let fresh = provgate::policy::testing::unverified_input(&input).unwrap();
+                new.evaluate_with(&fresh, EvalMode::Interpreter).unwrap()
+            })
+        },
     );
     g.finish();
-    let _ = Command::new(kit_root().join("down.sh")).arg(&kit).output();
+
+    let mut g = c.benchmark_group("policy-input");
+    g.bench_function(
+        BenchmarkId::new("convert", "serde_json::Value clone (baseline)"),
+        |b| b.iter(|| input.clone()),
+    );
+    g.bench_function(
+        BenchmarkId::new("convert", "Value::from(serde_json::Value)"),
+        |b| b.iter(|| regorus::Value::from(input.clone())),
+    );
+    g.bench_function(BenchmarkId::new("convert", "serde_json::from_str"), |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(&text).unwrap())
+    });
+    g.bench_function(BenchmarkId::new("convert", "Value::from_json_str"), |b| {
+        b.iter(|| regorus::Value::from_json_str(&text).unwrap())
+    });
+    g.bench_function(BenchmarkId::new("convert", "regorus::Value clone"), |b| {
+        b.iter(|| value.clone())
+    });
+    g.finish();
 }
 
 criterion_group! {

@@ -137,14 +137,18 @@ _content_names_subject(ev) if {
 }
 
 _content_names_subject(ev) if {
-	not "statement" in object.keys(ev)
+	not _has_key(ev, "statement")
 	ev.payload.critical.image["docker-manifest-digest"] == ev.subject
 }
 
 _content_names_subject(ev) if {
-	not "statement" in object.keys(ev)
+	not _has_key(ev, "statement")
 	ev.payload == null
 }
+
+# _has_key(o, k): the object o has the key k, whatever its value (false and
+# null included); cheaper than building object.keys(o).
+_has_key(o, k) if _ = o[k]
 
 # image_attestations: the attestations for this image, whatever their type,
 # whose signed statement carries the predicateType provgate reported.
@@ -433,15 +437,19 @@ _has_glob_meta(p) if {
 pattern_matches(p, v) if {
 	valid_pattern(p)
 	is_string(v)
-	not contains(p, "*")
-	lower(p) == lower(v)
+	_wildcard_match(lower(p), lower(v))
 }
 
-pattern_matches(p, v) if {
-	valid_pattern(p)
-	is_string(v)
+# (p and v lower-cased; p valid.) Validating p once per match, not once per
+# body, halves the cost of matches_any.
+_wildcard_match(p, v) if {
+	not contains(p, "*")
+	p == v
+}
+
+_wildcard_match(p, v) if {
 	contains(p, "*")
-	glob.match(lower(p), null, lower(v))
+	glob.match(p, null, v)
 }
 
 # matches_any(v, patterns): v matches at least one pattern of a list or set.

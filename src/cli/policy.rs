@@ -125,6 +125,11 @@ fn test(args: TestArgs) -> Result<Exit, CliError> {
         (Some(_), None) => {}
     }
 
+    // A contract whose Rego reads request-context fields it does not
+    // declare fails: its input never carries them.
+    for c in &contracts {
+        results.push(testing::check_context_reads(c));
+    }
     let mut without_tests = Vec::new();
     for c in &contracts {
         if c.tests.is_empty() {

@@ -1,5 +1,6 @@
 //! Contracts and their evaluation.
 //!
+//! - [`analysis`]: which request-context fields a contract's Rego reads;
 //! - [`contract`]: loading contracts (YAML metadata + Rego) from directories
 //!   or the embedded library;
 //! - [`rego`]: compiling and evaluating them on regorus, one engine per
@@ -12,6 +13,7 @@
 //!   inputs (`policy eval`);
 //! - [`world`]: whether an authority trusts every tenant of a public issuer.
 
+pub mod analysis;
 pub mod context;
 pub mod contract;
 pub mod input;

@@ -99,6 +99,48 @@ fn test_rules(m: &RegoModule) -> (String, Vec<String>) {
     (package, rules)
 }
 
+/// A test result that fails when the contract's Rego reads a request-context
+/// field its `contract.yaml` does not declare (`context:`): its input never
+/// carries one, so the Rego would silently see it absent, and the verdict
+/// cache would share the verdict across requests that differ in it.
+pub fn check_context_reads(contract: &Contract) -> TestResult {
+    let started = Instant::now();
+    let name = format!("{}: context declaration", contract.name());
+    let declared: Vec<String> = contract
+        .spec
+        .context
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let (passed, detail) = match super::analysis::context_reads(&contract.modules) {
+        Err(e) => (false, Some(e.to_string())),
+        Ok(reads) => {
+            let missing = super::analysis::undeclared(&reads, &declared);
+            if missing.is_empty() {
+                (true, None)
+            } else {
+                let mut d = format!(
+                    "the Rego reads input.context fields that contract.yaml does not declare: {}; add them to `context:` (the input carries only declared fields)",
+                    missing.join(", ")
+                );
+                if reads.reads_everything() {
+                    d.push_str(&format!(
+                        "; it reads the context in ways that cannot be followed, at: {}",
+                        reads.dynamic.join("; ")
+                    ));
+                }
+                (false, Some(d))
+            }
+        }
+    };
+    TestResult {
+        name,
+        passed,
+        detail,
+        micros: started.elapsed().as_micros() as u64,
+    }
+}
+
 /// Runs the tests of `contract`.
 pub fn run(contract: &Contract, timeout: Duration) -> Vec<TestResult> {
     run_modules(

@@ -241,3 +241,29 @@ fn explain_says_cosign_tags_were_skipped_and_the_referrers_api_is_remembered() {
         text(&o)
     );
 }
+
+#[test]
+fn policy_test_fails_a_contract_that_reads_an_undeclared_context_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("ns-rule");
+    std::fs::create_dir_all(&c).unwrap();
+    let rego = "package provgate.contract\n\ndeny contains \"not in prod\" if {\n\tctx := input.context\n\tctx.namespace != \"prod\"\n}\n";
+    std::fs::write(c.join("policy.rego"), rego).unwrap();
+    let yaml = |context: &str| {
+        format!(
+            "name: ns-rule\nversion: \"1\"\n{context}authorities:\n  - name: k\n    keyless: {{issuer: {GH_ISS}, subject: \"{GH_ID}\"}}\n"
+        )
+    };
+    std::fs::write(c.join("contract.yaml"), yaml("")).unwrap();
+    let o = provgate(&["policy", "test", c.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("ns-rule: context declaration") && t.contains("namespace"),
+        "{t}"
+    );
+    // Declared: the check passes.
+    std::fs::write(c.join("contract.yaml"), yaml("context: [namespace]\n")).unwrap();
+    let o = provgate(&["policy", "test", c.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
