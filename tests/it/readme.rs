@@ -94,7 +94,7 @@ fn readme_walkthrough_runs_literally_against_the_kit() {
     // The README starts with the same two commands.
     assert!(
         readme.starts_with(
-            "# provgate\n\n```sh\ncargo run -- serve\n../shared/testkit/install.sh && .ci/chart.sh && cargo test\n```\n"
+            "# provgate\n\n```sh\ncargo run -- serve\n../shared/testkit/install.sh && .ci/deps.sh && .ci/chart.sh && cargo test\n```\n"
         ),
         "the README's first two commands changed"
     );
