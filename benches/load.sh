@@ -31,7 +31,9 @@
 # Needs wrk (apt-get install wrk) and the kit (../shared/testkit/install.sh).
 # Usage: benches/load.sh [--only warm,burst,cold,rss] [--rounds 2]
 #          [--duration 10] [--connections 16] [--burst 500] [--cold 10]
-#          [--rss-digests 10000] [--out DIR] [--no-build]
+#          [--rss-digests 10000] [--out DIR] [--no-build] [--perf]
+# --perf: record a flat CPU profile of provgate (perf record -F 997) during
+# the first round's realistic run, into DIR/perf-realistic.txt.
 # Prints the Markdown of docs/benchmarks.md's measured sections (from
 # benches/report.py); raw results stay in DIR (default target/bench/<time>).
 set -euo pipefail
@@ -47,6 +49,7 @@ cold_n=10
 rss_n=10000
 out=
 build=1
+perf=0
 while [ $# -gt 0 ]; do
   case $1 in
     --only) only=$2; shift 2 ;;
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     --rss-digests) rss_n=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --perf) perf=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -209,8 +213,18 @@ if want warm; then
     mkdir -p "$d"
     curl -sk "$base/metrics" > "$d/$name.metrics.before"
     cat "/proc/$kit_pid/stat" > "$d/$name.stat.before"
+    local prof=
+    if [ "$perf" = 1 ] && [ "$name" = realistic ] && [ ! -f "$out/perf.data" ]; then
+      perf record -F 997 -p "$kit_pid" -o "$out/perf.data" -- sleep "$dur" >/dev/null 2>&1 &
+      prof=$!
+    fi
     WRK_BODIES=$bodies wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$root/benches/rotate.lua" "$base$path" > "$d/$name.wrk" 2>&1
     cat "/proc/$kit_pid/stat" > "$d/$name.stat.after"
+    if [ -n "$prof" ]; then
+      wait "$prof" || true
+      perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.5 2>/dev/null \
+        | grep -v '^$' > "$out/perf-realistic.txt" || true
+    fi
     curl -sk "$base/metrics" > "$d/$name.metrics.after"
     grep -E 'Requests/sec' "$d/$name.wrk" | sed "s/^/  $name: /" >&2
   }

@@ -255,7 +255,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    drop(note);
     let cpu_after = args.pid.map(proc_stats).transpose()?;
     let after = scrape(&control, &args.base).await?;
     latencies.sort_by(f64::total_cmp);
