@@ -223,7 +223,7 @@ if want warm; then
     if [ -n "$prof" ]; then
       wait "$prof" || true
       perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.5 2>/dev/null \
-        | grep -v '^$' > "$out/perf-realistic.txt" || true
+        | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' > "$out/perf-realistic.txt" || true
     fi
     curl -sk "$base/metrics" > "$d/$name.metrics.after"
     grep -E 'Requests/sec' "$d/$name.wrk" | sed "s/^/  $name: /" >&2
