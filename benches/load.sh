@@ -90,6 +90,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "load.sh: failed at line $LINENO; results so far in $out" >&2' ERR
 
 # Machine notes, for the report.
 {
@@ -150,18 +151,30 @@ if want warm || want burst || want cold; then
 {"name":"golang.org/x/net","SPDXID":"SPDXRef-Package-8","versionInfo":"v0.33.0","downloadLocation":"NOASSERTION","licenseConcluded":"BSD-3-Clause","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:golang/golang.org/x/net@v0.33.0"}]}
 ],"relationships":[{"spdxElementId":"SPDXRef-DOCUMENT","relationshipType":"DESCRIBES","relatedSpdxElement":"SPDXRef-Package-7"}]}
 EOF
+  # A kit step that fails is tried again (twice); its output goes to
+  # DIR/kit.log.
+  kitstep() {
+    local i
+    for i in 1 2 3; do
+      "$tk" "$@" 2>>"$out/kit.log" && return 0
+      echo "load.sh: testkit $1 failed (attempt $i)" >>"$out/kit.log"
+      sleep 1
+    done
+    echo "testkit $1 failed three times; see $out/kit.log" >&2
+    return 1
+  }
   signed() {
     local repo=$1 d
-    d=$($tk push-image "$repo:v1" --layers 1 --size 4096 --seed "$repo" 2>/dev/null)
-    $tk sign-provenance "$TESTKIT_REGISTRY/$repo@$d" --identity "$id" --issuer "$iss" --out "$work/prov.json" >/dev/null 2>&1
-    $tk attest "$TESTKIT_REGISTRY/$repo@$d" --predicate-type https://spdx.dev/Document --predicate "$work/sbom.json" \
-      --identity "$id" --issuer "$iss" --out "$work/sbom.sigstore.json" >/dev/null 2>&1
-    $tk attach "$TESTKIT_REGISTRY/$repo@$d" "$work/prov.json" >/dev/null 2>&1
-    $tk attach "$TESTKIT_REGISTRY/$repo@$d" "$work/sbom.sigstore.json" >/dev/null 2>&1
+    d=$(kitstep push-image "$repo:v1" --layers 1 --size 4096 --seed "$repo") || return 1
+    kitstep sign-provenance "$TESTKIT_REGISTRY/$repo@$d" --identity "$id" --issuer "$iss" --out "$work/prov.json" >/dev/null || return 1
+    kitstep attest "$TESTKIT_REGISTRY/$repo@$d" --predicate-type https://spdx.dev/Document --predicate "$work/sbom.json" \
+      --identity "$id" --issuer "$iss" --out "$work/sbom.sigstore.json" >/dev/null || return 1
+    kitstep attach "$TESTKIT_REGISTRY/$repo@$d" "$work/prov.json" >/dev/null || return 1
+    kitstep attach "$TESTKIT_REGISTRY/$repo@$d" "$work/sbom.sigstore.json" >/dev/null || return 1
     echo "$TESTKIT_REGISTRY/$repo:v1"
   }
   log "kit images: 3 warm, $rounds burst, $((cold_n * rounds)) cold (provenance + SBOM each)"
-  a=$(signed load/api); b=$(signed load/sidecar); c=$(signed load/proxy)
+  a=$(signed load/api) && b=$(signed load/sidecar) && c=$(signed load/proxy) || exit 1
   for r in $(seq "$rounds"); do
     want burst && signed "load/burst$r" > "$work/burst$r.image"
     if want cold; then
