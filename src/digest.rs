@@ -55,7 +55,9 @@ impl Algorithm {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     algorithm: Algorithm,
-    hex: String,
+    /// Shared: digests are cloned into every cache key and decision, and
+    /// a clone should not allocate.
+    hex: std::sync::Arc<str>,
 }
 
 /// Why a string is not a digest.
@@ -73,7 +75,7 @@ impl Digest {
     pub fn sha256_of(bytes: &[u8]) -> Self {
         Digest {
             algorithm: Algorithm::Sha256,
-            hex: hex::encode(sha2::Sha256::digest(bytes)),
+            hex: hex::encode(sha2::Sha256::digest(bytes)).into(),
         }
     }
 
@@ -84,7 +86,10 @@ impl Digest {
             Algorithm::Sha384 => hex::encode(sha2::Sha384::digest(bytes)),
             Algorithm::Sha512 => hex::encode(sha2::Sha512::digest(bytes)),
         };
-        Digest { algorithm, hex }
+        Digest {
+            algorithm,
+            hex: hex.into(),
+        }
     }
 
     /// Builds a digest from an algorithm name and a hex value, as found in
@@ -107,7 +112,7 @@ impl Digest {
     pub fn bytes(&self) -> Vec<u8> {
         // The hex was validated on construction, so decoding cannot fail; an
         // empty vector would only ever fail a comparison, never pass one.
-        hex::decode(&self.hex).unwrap_or_default()
+        hex::decode(self.hex.as_bytes()).unwrap_or_default()
     }
 
     /// Whether `bytes` hash to this digest.
@@ -139,7 +144,7 @@ impl FromStr for Digest {
         }
         Ok(Digest {
             algorithm,
-            hex: hex.to_owned(),
+            hex: hex.into(),
         })
     }
 }
