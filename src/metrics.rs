@@ -35,7 +35,7 @@ pub struct DecisionLabels {
     /// Namespace (empty for CI without context).
     pub namespace: String,
     /// `allow`, `warn`, `deny`.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// Contract verdict labels.
@@ -44,9 +44,9 @@ pub struct VerdictLabels {
     /// Contract name.
     pub contract: String,
     /// `pass`, `warn`, `deny`, `error`, `exempt`.
-    pub verdict: String,
+    pub verdict: &'static str,
     /// Effective mode.
-    pub mode: String,
+    pub mode: &'static str,
 }
 
 /// Registry request labels.
@@ -80,9 +80,9 @@ pub struct BackoffLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     /// `tag`, `evidence`, `verdict`.
-    pub cache: String,
+    pub cache: &'static str,
     /// `hit`, `miss`, `negative-hit`, `transient-negative-hit`.
-    pub result: String,
+    pub result: &'static str,
 }
 
 /// A cache's name.
@@ -376,12 +376,9 @@ impl Metrics {
     }
 
     /// Counts a cache lookup.
-    pub fn cache_result(&self, cache: &str, result: &str) {
+    pub fn cache_result(&self, cache: &'static str, result: &'static str) {
         self.cache
-            .get_or_create(&CacheLabels {
-                cache: cache.into(),
-                result: result.into(),
-            })
+            .get_or_create(&CacheLabels { cache, result })
             .inc();
     }
 
