@@ -284,7 +284,7 @@ impl<K> moka::Expiry<K, Negative> for NegativeExpiry {
 
 struct Caches {
     // Coalescing caches (concurrent misses of one key share one fetch).
-    tags: Cache<TagKey, Shared<(Resolved, Vec<RequestRecord>)>>,
+    tags: Cache<TagKey, Shared<Resolved>>,
     evidence: Cache<EvidenceKey, Shared<EvidenceSet>>,
     // Plain caches.
     tags_negative: SyncCache<TagKey, Negative>,
@@ -292,6 +292,11 @@ struct Caches {
     verdicts: SyncCache<VerdictKey, Shared<Evaluated>>,
     lkg_tags: SyncCache<TagKey, Shared<(Resolved, jiff::Timestamp)>>,
     lkg_evidence: SyncCache<EvidenceKey, Shared<EvidenceSet>>,
+    /// Image strings already parsed: the reference grammar is a regex,
+    /// and a rollout names the same few images in every pod. Only
+    /// successes are kept (a reference is at most 1 KiB, so the cache is
+    /// bounded in bytes too); the parse does not depend on configuration.
+    references: SyncCache<Box<str>, ImageRef>,
 }
 
 impl Caches {
@@ -342,6 +347,7 @@ impl Caches {
                 .weigher(|_, v: &Shared<EvidenceSet>| v.weight())
                 .time_to_live(lkg)
                 .build(),
+            references: SyncCache::builder().max_capacity(4096).build(),
         }
     }
 
@@ -394,9 +400,9 @@ impl std::fmt::Debug for Engine {
 }
 
 /// What stage 1 (bind, resolve, discover, verify) produced for one image.
-struct Prepared {
+struct Prepared<'a> {
     reference: Result<ImageRef, String>,
-    bound: Vec<BoundUse>,
+    bound: Vec<BoundUse<'a>>,
     unmatched: bool,
     digest: Option<Digest>,
     evidence: Result<Option<Shared<EvidenceSet>>, PipelineError>,
@@ -404,13 +410,15 @@ struct Prepared {
     requests: Vec<RequestRecord>,
 }
 
+/// One contract bound to one image, borrowed from the runtime's
+/// configuration (nothing deep is cloned per image per review).
 #[derive(Clone)]
-struct BoundUse {
-    binding: String,
+struct BoundUse<'a> {
+    binding: &'a str,
     mode: EffectiveMode,
     exemption: Option<ExemptionInfo>,
     expired_exemption: Option<String>,
-    contract: BoundContract,
+    contract: &'a BoundContract,
     pin: bool,
 }
 
@@ -506,16 +514,16 @@ impl Engine {
         }
         // Each image's stage 1 is boxed: join_all then moves pointers, not
         // the large state machines of resolve + discover + verify.
+        let rt_ref: &Runtime = &rt;
         let prepared = futures_util::future::join_all(distinct.iter().map(|image| {
-            let rt = rt.clone();
             Box::pin(async move {
-                let fut = self.prepare(&rt, image, req, now);
+                let fut = self.prepare(rt_ref, image, req, now);
                 match req.deadline {
                     Some(d) => match tokio::time::timeout_at(d.into(), fut).await {
                         Ok(p) => p,
                         Err(_) => {
                             let waited = d.saturating_duration_since(started).as_millis() as u64;
-                            self.after_deadline(&rt, image, req, now, waited)
+                            self.after_deadline(rt_ref, image, req, now, waited)
                         }
                     },
                     None => fut.await,
@@ -523,7 +531,7 @@ impl Engine {
             })
         }))
         .await;
-        let by_image: HashMap<&str, &Prepared> =
+        let by_image: HashMap<&str, &Prepared<'_>> =
             distinct.iter().copied().zip(prepared.iter()).collect();
         // Stage 2, per use.
         let mut out = Vec::with_capacity(req.images.len());
@@ -541,7 +549,7 @@ impl Engine {
                 .get_or_create(&crate::metrics::DecisionLabels {
                     source: d.context.source.clone(),
                     namespace: d.context.namespace.clone().unwrap_or_default(),
-                    outcome: d.outcome.as_str().into(),
+                    outcome: d.outcome.as_str(),
                 })
                 .inc();
             for c in &d.contracts {
@@ -549,8 +557,8 @@ impl Engine {
                     .verdicts
                     .get_or_create(&VerdictLabels {
                         contract: c.name.clone(),
-                        verdict: c.verdict.as_str().into(),
-                        mode: c.mode.mode.as_str().into(),
+                        verdict: c.verdict.as_str(),
+                        mode: c.mode.mode.as_str(),
                     })
                     .inc();
             }
@@ -587,13 +595,13 @@ impl Engine {
     /// `contracts` only narrows that set (gate ⊆ admission by
     /// construction: a contract's defaults never replace a binding's
     /// authorities, parameters or mode).
-    fn bind(
+    fn bind<'a>(
         &self,
-        rt: &Runtime,
+        rt: &'a Runtime,
         image: &ImageRef,
         req: &DecisionRequest,
         now: jiff::Timestamp,
-    ) -> Vec<BoundUse> {
+    ) -> Vec<BoundUse<'a>> {
         let config = &rt.config;
         let trust_labels = config.spec.admission.trust_namespace_labels;
         let mut out = Vec::new();
@@ -610,7 +618,7 @@ impl Engine {
                     continue;
                 }
                 out.push(BoundUse {
-                    binding: b.binding.name().to_owned(),
+                    binding: b.binding.name(),
                     mode,
                     exemption: active.map(|e| ExemptionInfo {
                         reason: e.reason.clone(),
@@ -624,7 +632,7 @@ impl Engine {
                             e.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
                         )
                     }),
-                    contract: c.clone(),
+                    contract: c,
                     pin: b.binding.spec.pin_digests,
                 });
             }
@@ -664,13 +672,13 @@ impl Engine {
 
     /// The start of stage 1: the reference parsed and the bindings found,
     /// nothing fetched.
-    fn bound(
+    fn bound<'a>(
         &self,
-        rt: &Runtime,
+        rt: &'a Runtime,
         image: &str,
         req: &DecisionRequest,
         now: jiff::Timestamp,
-    ) -> Prepared {
+    ) -> Prepared<'a> {
         let mut p = Prepared {
             reference: Err(String::new()),
             bound: Vec::new(),
@@ -680,7 +688,7 @@ impl Engine {
             degraded: None,
             requests: Vec::new(),
         };
-        match ImageRef::parse(image) {
+        match self.parse_reference(image) {
             Ok(r) => {
                 p.bound = self.bind(rt, &r, req, now);
                 p.unmatched = p.bound.is_empty();
@@ -691,14 +699,24 @@ impl Engine {
         p
     }
 
+    /// [`ImageRef::parse`], remembered.
+    fn parse_reference(&self, image: &str) -> Result<ImageRef, crate::oci::ReferenceError> {
+        if let Some(r) = self.caches.references.get(image) {
+            return Ok(r);
+        }
+        let r = ImageRef::parse(image)?;
+        self.caches.references.insert(image.into(), r.clone());
+        Ok(r)
+    }
+
     /// Stage 1 for one image.
-    async fn prepare(
+    async fn prepare<'a>(
         &self,
-        rt: &Runtime,
+        rt: &'a Runtime,
         image: &str,
         req: &DecisionRequest,
         now: jiff::Timestamp,
-    ) -> Prepared {
+    ) -> Prepared<'a> {
         let mut p = self.bound(rt, image, req, now);
         let Ok(reference) = p.reference.clone() else {
             return p;
@@ -786,13 +804,13 @@ impl Engine {
     }
 
     /// Applies the failure policy to an error of stage 1.
-    fn failed(
+    fn failed<'a>(
         &self,
-        mut p: Prepared,
+        mut p: Prepared<'a>,
         rt: &Runtime,
         image: &ImageRef,
         e: PipelineError,
-    ) -> Prepared {
+    ) -> Prepared<'a> {
         let policy = rt.config.registry_policy(image.registry());
         if e.class() == ErrorClass::Transient && policy.failure == FailurePolicy::Warn {
             self.metrics
@@ -812,14 +830,14 @@ impl Engine {
     }
 
     /// What an image gets when the deadline passed before stage 1 finished.
-    fn after_deadline(
+    fn after_deadline<'a>(
         &self,
-        rt: &Runtime,
+        rt: &'a Runtime,
         image: &str,
         req: &DecisionRequest,
         now: jiff::Timestamp,
         waited_ms: u64,
-    ) -> Prepared {
+    ) -> Prepared<'a> {
         let e = PipelineError::Deadline(waited_ms);
         let p = self.bound(rt, image, req, now);
         let Ok(reference) = p.reference.clone() else {
@@ -922,11 +940,19 @@ impl Engine {
             ));
         }
         let key = self.tag_key(rt, image, creds);
+        // As for evidence: the requests go to the call that made them, not
+        // into the cache.
+        let made = std::sync::Mutex::new(Vec::new());
         let fetch = async {
             let traced = rt.registries.resolve(image, creds).await;
             let requests = traced.requests;
             match traced.result {
-                Ok(r) => Ok((r, requests)),
+                Ok(r) => {
+                    if let Ok(mut m) = made.lock() {
+                        *m = requests;
+                    }
+                    Ok(r)
+                }
                 Err(e) => Err(PipelineError::registry(requests)(e)),
             }
         };
@@ -942,14 +968,14 @@ impl Engine {
         if !missed {
             // A hit writes nothing (the last-known-good copy was written
             // when this answer was fetched) and reports no requests.
-            return Ok((r.0.clone(), Vec::new()));
+            return Ok(((*r).clone(), Vec::new()));
         }
         if rt.config.uses_last_known_good() {
             self.caches
                 .lkg_tags
-                .insert(key, Arc::new((r.0.clone(), self.clock.now())));
+                .insert(key, Arc::new(((*r).clone(), self.clock.now())));
         }
-        Ok((*r).clone())
+        Ok(((*r).clone(), made.into_inner().unwrap_or_default()))
     }
 
     /// The last-known-good evidence within the window: the set searched
@@ -994,8 +1020,14 @@ impl Engine {
         deadline: Option<Instant>,
     ) -> Result<(Shared<EvidenceSet>, Vec<RequestRecord>), PipelineError> {
         let key = self.evidence_key(rt, image, resolved, creds, cosign);
+        // The exact key first (the warm path: one lookup); then, for a
+        // request that does not need the cosign tags, a discovery that
+        // searched them too serves it.
+        if let Some(set) = self.caches.evidence.get(&key).await {
+            self.metrics.cache_result("evidence", "hit");
+            return Ok((set, Vec::new()));
+        }
         if !cosign {
-            // A discovery that searched the cosign tags too serves this one.
             let wider = self.evidence_key(rt, image, resolved, creds, true);
             if let Some(set) = self.caches.evidence.get(&wider).await {
                 self.metrics.cache_result("evidence", "hit");
@@ -1040,7 +1072,7 @@ impl Engine {
     /// value and whether this call fetched it.
     async fn coalesced<K, V>(
         &self,
-        name: &str,
+        name: &'static str,
         cache: &Cache<K, Shared<V>>,
         negative: &SyncCache<K, Negative>,
         key: K,
@@ -1050,6 +1082,15 @@ impl Engine {
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Send + Sync + 'static,
     {
+        // A positive entry first: the warm path is one lookup, no key
+        // clone and no coalescing machinery. (A failure is only recorded
+        // when a fetch ran, and a fetch only runs when there is no
+        // positive entry, so a present value is never shadowed by a newer
+        // failure.)
+        if let Some(v) = cache.get(&key).await {
+            self.metrics.cache_result(name, "hit");
+            return Ok((v, false));
+        }
         if let Some(n) = negative.get(&key) {
             // Checked here too: moka reclaims per-entry expiry lazily.
             if n.until > Instant::now() {
@@ -1199,7 +1240,7 @@ impl Engine {
         rt: &Runtime,
         u: &ImageUse,
         ctx: RequestContext,
-        p: &Prepared,
+        p: &Prepared<'_>,
         now: jiff::Timestamp,
         capture_inputs: bool,
     ) -> ImageDecision {
@@ -1314,7 +1355,7 @@ impl Engine {
     fn judge_contract(
         &self,
         image: &ImageStage<'_>,
-        b: &BoundUse,
+        b: &BoundUse<'_>,
         projection: &ContextProjection,
     ) -> ContractResult {
         let ImageStage {
@@ -1328,7 +1369,7 @@ impl Engine {
             name: b.contract.name.clone(),
             version: b.contract.version.clone(),
             revision: b.contract.revision.clone(),
-            binding: b.binding.clone(),
+            binding: b.binding.to_owned(),
             mode: b.mode,
             verdict: Verdict::Pass,
             deny: Vec::new(),
@@ -1353,10 +1394,10 @@ impl Engine {
             if capture {
                 result.inputs.push(CapturedInput {
                     platform: scope.image.platform.clone(),
-                    input: capture_input(&b.contract, set, &scope.image, projection, now),
+                    input: capture_input(b.contract, set, &scope.image, projection, now),
                 });
             }
-            let evaluated = self.evaluate(rt, &b.contract, set, &scope.image, projection, now);
+            let evaluated = self.evaluate(rt, b.contract, set, &scope.image, projection, now);
             let verdict = match &evaluated.outcome {
                 Ok(o) => {
                     let prefix = |v: &Violation| match &scope.label {
@@ -1411,7 +1452,7 @@ impl Engine {
 
     /// The outcome when evidence could not be fetched: a deny, unless no
     /// bound contract enforces.
-    fn failure_outcome(&self, bound: &[BoundUse]) -> Outcome {
+    fn failure_outcome(&self, bound: &[BoundUse<'_>]) -> Outcome {
         let mut o = Outcome::Allow;
         for b in bound {
             let c = match b.mode.mode {
@@ -1660,7 +1701,7 @@ fn worst(a: Verdict, b: Verdict) -> Verdict {
 }
 
 /// A failed contract under an active exemption is exempt.
-fn apply_exemption(mut result: ContractResult, b: &BoundUse) -> ContractResult {
+fn apply_exemption(mut result: ContractResult, b: &BoundUse<'_>) -> ContractResult {
     let failed = matches!(result.verdict, Verdict::Deny | Verdict::Error);
     if failed && let Some(ex) = &b.exemption {
         result.verdict = Verdict::Exempt;
@@ -1689,7 +1730,7 @@ fn contribution(mode: Mode, result: &ContractResult) -> Outcome {
 }
 
 /// Whether any bound contract accepts evidence under cosign's legacy tags.
-fn wants_cosign(bound: &[BoundUse]) -> bool {
+fn wants_cosign(bound: &[BoundUse<'_>]) -> bool {
     bound.iter().any(|b| b.contract.legacy_cosign)
 }
 
