@@ -151,7 +151,14 @@ async fn handle(s: AppState, endpoint: Endpoint, query: Option<String>, body: By
         record.skipped = reviewed.skipped.clone();
         s.log.write(&record);
     }
-    axum::Json(admission::to_wire_json(&reviewed.review)).into_response()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        admission::to_wire_body(&reviewed.review),
+    )
+        .into_response()
 }
 
 /// Parses the review like `/validate` and answers a denial without judging:
