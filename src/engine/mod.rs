@@ -29,6 +29,7 @@
 //! never degrades.
 
 pub mod decision;
+mod fold;
 pub mod namespaces;
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,7 +42,7 @@ use arc_swap::ArcSwap;
 use moka::future::Cache;
 use moka::sync::Cache as SyncCache;
 
-use crate::bind::{EffectiveMode, Mode};
+use crate::bind::EffectiveMode;
 use crate::clock::Clock;
 use crate::config::{BoundContract, Config, FailurePolicy, Unmatched};
 use crate::digest::Digest;
@@ -1283,11 +1284,10 @@ impl Engine {
                 // Transient + `warn` policy: allowed with the warning; every
                 // other failure denies (fail closed), whatever the modes:
                 // unless every bound contract is audit-only or warn-only.
-                d.outcome = if d.degraded.is_some() {
-                    Outcome::Warn
-                } else {
-                    self.failure_outcome(&p.bound)
-                };
+                d.outcome = fold::failure_outcome(
+                    p.bound.iter().map(|b| (b.mode.mode, b.exemption.is_some())),
+                    d.degraded.is_some(),
+                );
                 return d;
             }
         };
@@ -1336,7 +1336,7 @@ impl Engine {
             if let Some(note) = &b.expired_exemption {
                 d.notes.push(note.clone());
             }
-            outcome = outcome.max(contribution(b.mode.mode, &result));
+            outcome = outcome.max(fold::contribution(b.mode.mode, &result));
             d.contracts.push(result);
         }
         if d.degraded.is_some() {
@@ -1386,7 +1386,7 @@ impl Engine {
             Err(e) => {
                 result.verdict = Verdict::Error;
                 result.error = Some(format!("{e}; denied (fail closed)"));
-                return apply_exemption(result, b);
+                return fold::exempt(result, b.exemption.as_ref());
             }
         };
         let mut errors = Vec::new();
@@ -1425,7 +1425,7 @@ impl Engine {
                     Verdict::Error
                 }
             };
-            result.verdict = worst(result.verdict, verdict);
+            result.verdict = fold::worst(result.verdict, verdict);
             for dg in &evaluated.used {
                 if !result.evidence_used.contains(dg) {
                     result.evidence_used.push(dg.clone());
@@ -1447,22 +1447,7 @@ impl Engine {
         if !errors.is_empty() {
             result.error = Some(format!("{}; denied (fail closed)", errors.join("; ")));
         }
-        apply_exemption(result, b)
-    }
-
-    /// The outcome when evidence could not be fetched: a deny, unless no
-    /// bound contract enforces.
-    fn failure_outcome(&self, bound: &[BoundUse<'_>]) -> Outcome {
-        let mut o = Outcome::Allow;
-        for b in bound {
-            let c = match b.mode.mode {
-                Mode::Enforce if b.exemption.is_none() => Outcome::Deny,
-                Mode::Enforce | Mode::Warn => Outcome::Warn,
-                Mode::Audit => Outcome::Allow,
-            };
-            o = o.max(c);
-        }
-        o
+        fold::exempt(result, b.exemption.as_ref())
     }
 
     /// One contract over one scope of an evidence set, through the verdict
@@ -1687,46 +1672,6 @@ fn admit_all<'a>(
         }
     }
     (admitted, used, ignored)
-}
-
-/// The more severe of two verdicts (for the worst platform).
-fn worst(a: Verdict, b: Verdict) -> Verdict {
-    let rank = |v: Verdict| match v {
-        Verdict::Pass | Verdict::Exempt => 0,
-        Verdict::Warn => 1,
-        Verdict::Deny => 2,
-        Verdict::Error => 3,
-    };
-    if rank(b) > rank(a) { b } else { a }
-}
-
-/// A failed contract under an active exemption is exempt.
-fn apply_exemption(mut result: ContractResult, b: &BoundUse<'_>) -> ContractResult {
-    let failed = matches!(result.verdict, Verdict::Deny | Verdict::Error);
-    if failed && let Some(ex) = &b.exemption {
-        result.verdict = Verdict::Exempt;
-        result.exemption = Some(ex.clone());
-    }
-    result
-}
-
-/// What one contract's result contributes to the image's outcome in a
-/// mode: audit never changes the outcome; warn turns failures into
-/// warnings; enforce denies on a deny or an evaluation error.
-fn contribution(mode: Mode, result: &ContractResult) -> Outcome {
-    match (mode, result.verdict) {
-        (Mode::Audit, _) => Outcome::Allow,
-        (Mode::Enforce, Verdict::Deny | Verdict::Error) => Outcome::Deny,
-        (Mode::Warn, Verdict::Deny | Verdict::Error) => Outcome::Warn,
-        (_, Verdict::Warn | Verdict::Exempt) => Outcome::Warn,
-        (_, Verdict::Pass) => {
-            if result.warn.is_empty() {
-                Outcome::Allow
-            } else {
-                Outcome::Warn
-            }
-        }
-    }
 }
 
 /// Whether any bound contract accepts evidence under cosign's legacy tags.
