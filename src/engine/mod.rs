@@ -941,6 +941,26 @@ impl Engine {
             ));
         }
         let key = self.tag_key(rt, image, creds);
+        if let Some(r) = self.caches.tags.get(&key).await {
+            // A hit writes nothing (the last-known-good copy was written
+            // when this answer was fetched) and reports no requests.
+            self.metrics.cache_result("tag", "hit");
+            return Ok(((*r).clone(), Vec::new()));
+        }
+        // The miss is boxed: its state machine (the registry exchange) is
+        // large, and a hit should not carry or move it.
+        Box::pin(self.resolve_miss(rt, image, creds, key)).await
+    }
+
+    /// [`Engine::resolve`] after a cache miss: coalesced with concurrent
+    /// misses of the same tag, remembered (also as last-known-good).
+    async fn resolve_miss(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        creds: &Arc<CredentialSet>,
+        key: TagKey,
+    ) -> Result<(Resolved, Vec<RequestRecord>), PipelineError> {
         // As for evidence: the requests go to the call that made them, not
         // into the cache.
         let made = std::sync::Mutex::new(Vec::new());
@@ -1035,6 +1055,24 @@ impl Engine {
                 return Ok((set, Vec::new()));
             }
         }
+        // Boxed, as for tags: discovery and verification are a large state
+        // machine that a hit should not carry.
+        Box::pin(self.evidence_miss(rt, image, resolved, creds, cosign, deadline, key)).await
+    }
+
+    /// [`Engine::evidence`] after a cache miss: one discovery and
+    /// verification, coalesced with concurrent misses of the same key.
+    #[allow(clippy::too_many_arguments)]
+    async fn evidence_miss(
+        &self,
+        rt: &Runtime,
+        image: &ImageRef,
+        resolved: &Resolved,
+        creds: &Arc<CredentialSet>,
+        cosign: bool,
+        deadline: Option<Instant>,
+        key: EvidenceKey,
+    ) -> Result<(Shared<EvidenceSet>, Vec<RequestRecord>), PipelineError> {
         // The requests of a discovery go to the call that made it, not into
         // the cache (a hit reports none).
         let made = std::sync::Mutex::new(Vec::new());
