@@ -23,6 +23,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::context::ContextProjection;
+use super::packed::Packed;
 use crate::digest::Digest;
 use crate::verify::{
     Authority, EvidenceFacts, Signer, SourceKind, TlogFact, TrustedTime, Verified,
@@ -137,9 +138,9 @@ pub struct Evidence {
     facts: Arc<EvidenceFacts>,
     kind: EvidenceKind,
     /// The statement (attestations) or simple-signing payload (cosign
-    /// signatures), exactly as verified; `None` for a bundle's message
-    /// signature over the digest itself.
-    raw: Option<Box<[u8]>>,
+    /// signatures), exactly as verified (held deflated); `None` for a
+    /// bundle's message signature over the digest itself.
+    raw: Option<Packed>,
 }
 
 impl Evidence {
@@ -153,7 +154,7 @@ impl Evidence {
                     kind: EvidenceKind::Attestation {
                         predicate_type: statement.predicate_type().into(),
                     },
-                    raw: Some(statement.raw().into()),
+                    raw: Some(Packed::new(statement.raw())),
                 }
             }
             Verified::Signature(sig) => {
@@ -161,7 +162,7 @@ impl Evidence {
                 Evidence {
                     facts: Arc::new(facts),
                     kind: EvidenceKind::Signature,
-                    raw: payload,
+                    raw: payload.as_deref().map(Packed::new),
                 }
             }
         }
@@ -190,7 +191,10 @@ impl Evidence {
             }
             Signer::Key { .. } => 160,
         };
-        self.raw.as_ref().map_or(0, |r| r.len()) + claims + self.facts.tlog().len() * 160 + 512
+        self.raw.as_ref().map_or(0, Packed::stored_len)
+            + claims
+            + self.facts.tlog().len() * 160
+            + 512
     }
 
     /// The policy-input entry, without `authority` (which depends on the
@@ -224,16 +228,16 @@ impl Evidence {
         })?;
         match &self.kind {
             EvidenceKind::Attestation { predicate_type } => {
-                let raw = self.raw.as_deref().ok_or(InputError::Convert {
+                let raw = self.raw.as_ref().ok_or(InputError::Convert {
                     part: "statement",
                     reason: "an attestation without its statement".into(),
                 })?;
                 obj.insert("predicateType".into(), (&**predicate_type).into());
-                obj.insert("statement".into(), parsed("statement", raw)?);
+                obj.insert("statement".into(), parsed("statement", &unpack(raw)?)?);
             }
             EvidenceKind::Signature => {
-                let payload = match self.raw.as_deref() {
-                    Some(raw) => parsed("payload", raw)?,
+                let payload = match &self.raw {
+                    Some(raw) => parsed("payload", &unpack(raw)?)?,
                     None => regorus::Value::Null,
                 };
                 obj.insert("payload".into(), payload);
@@ -241,6 +245,15 @@ impl Evidence {
         }
         Ok(entry)
     }
+}
+
+/// The verified bytes of a [`Packed`], or the input error that fails the
+/// contract closed.
+fn unpack(p: &Packed) -> Result<std::borrow::Cow<'_, [u8]>, InputError> {
+    p.bytes().map_err(|e| InputError::Convert {
+        part: "evidence",
+        reason: e.to_string(),
+    })
 }
 
 /// Evidence that an authority of the contract admitted. Only [`admit`]

@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod context;
 pub mod contract;
 pub mod input;
+pub mod packed;
 pub mod rego;
 pub mod testing;
 pub mod world;
