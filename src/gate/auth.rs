@@ -398,10 +398,11 @@ impl Authenticator {
         v.set_issuer(&[issuer.issuer.as_str()]);
         v.set_audience(&issuer.audiences);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
-        v.validate_nbf = true;
         v.leeway = issuer.leeway;
-        // Time is checked here against our clock, not jsonwebtoken's.
+        // Time is checked here against our clock (`now_unix`), not
+        // jsonwebtoken's (the system clock).
         v.validate_exp = false;
+        v.validate_nbf = false;
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
             .map_err(|e| unauthorized(format!("JWT rejected: {e}")))?;
         let c = data.claims;
@@ -410,7 +411,15 @@ impl Authenticator {
         if now_unix > exp.saturating_add(issuer.leeway) {
             return Err(unauthorized("JWT expired".into()));
         }
-        if let Some(nbf) = num("nbf")
+        let nbf = c
+            .get("nbf")
+            .filter(|v| !v.is_null())
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| unauthorized("JWT has a non-numeric nbf".into()))
+            })
+            .transpose()?;
+        if let Some(nbf) = nbf
             && now_unix.saturating_add(issuer.leeway) < nbf
         {
             return Err(unauthorized("JWT not yet valid".into()));
@@ -567,3 +576,7 @@ impl RateLimiter {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;
