@@ -33,7 +33,9 @@
 #          [--duration 10] [--connections 16] [--burst 500] [--cold 10]
 #          [--rss-digests 10000] [--out DIR] [--no-build] [--perf]
 # --perf: record a flat CPU profile of provgate (perf record -F 997) during
-# the first round's realistic run, into DIR/perf-realistic.txt.
+# the first round's realistic run, into DIR/perf-realistic.txt; with
+# PERF_CALLGRAPH=1 in the environment, with call graphs too, and an
+# inclusive report in DIR/perf-realistic-inclusive.txt.
 # Prints the Markdown of docs/benchmarks.md's measured sections (from
 # benches/report.py); raw results stay in DIR (default target/bench/<time>).
 set -euo pipefail
@@ -228,7 +230,11 @@ if want warm; then
     cat "/proc/$kit_pid/stat" > "$d/$name.stat.before"
     local prof=
     if [ "$perf" = 1 ] && [ "$name" = realistic ] && [ ! -f "$out/perf.data" ]; then
-      perf record -F 997 -p "$kit_pid" -o "$out/perf.data" -- sleep "$dur" >/dev/null 2>&1 &
+      # PERF_CALLGRAPH=1: also record call graphs (DWARF unwinding), and
+      # write an inclusive (children) report beside the flat one.
+      local cg=()
+      [ "${PERF_CALLGRAPH:-0}" = 1 ] && cg=(--call-graph dwarf,16384)
+      perf record -F 997 "${cg[@]}" -p "$kit_pid" -o "$out/perf.data" -- sleep "$dur" >/dev/null 2>&1 &
       prof=$!
     fi
     WRK_BODIES=$bodies wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$root/benches/rotate.lua" "$base$path" > "$d/$name.wrk" 2>&1
@@ -237,6 +243,10 @@ if want warm; then
       wait "$prof" || true
       perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.5 2>/dev/null \
         | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' > "$out/perf-realistic.txt" || true
+      if [ "${PERF_CALLGRAPH:-0}" = 1 ]; then
+        perf report -i "$out/perf.data" --children --sort symbol --stdio -g none --percent-limit 1 2>/dev/null \
+          | grep -v '^$' > "$out/perf-realistic-inclusive.txt" || true
+      fi
     fi
     curl -sk "$base/metrics" > "$d/$name.metrics.after"
     grep -E 'Requests/sec' "$d/$name.wrk" | sed "s/^/  $name: /" >&2

@@ -206,13 +206,17 @@ mod tests {
         assert!(Outcome::Deny > Outcome::Warn && Outcome::Warn > Outcome::Allow);
     }
 
+    /// Bound (mode, exempted) pairs, whether the answer is degraded, and
+    /// the outcome.
+    type FailureRow = (&'static [(Mode, bool)], bool, Outcome);
+
     /// A failure to fetch evidence, under every combination of bound modes
     /// and the registry's failure policy.
     #[test]
     fn failures_deny_unless_nothing_enforces() {
         use Outcome::{Allow as A, Deny as D, Warn as W};
         #[rustfmt::skip]
-        let table: &[(&[(Mode, bool)], bool, Outcome)] = &[
+        let table: &[FailureRow] = &[
             // bound (mode, exempted),                          degraded, outcome
             (&[(Mode::Enforce, false)],                          false, D),
             (&[(Mode::Enforce, true)],                           false, W),
