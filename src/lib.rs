@@ -32,8 +32,14 @@
 //! The binary (`src/main.rs`) only dispatches subcommands to [`cli`]; all
 //! logic lives here so that tests and benchmarks use it directly.
 
-#![forbid(unsafe_code)]
+// Lints that hold for the whole package are in Cargo.toml's `[lints]`;
+// these two concern the library only.
+// Every public item says what a caller needs to know.
 #![warn(missing_docs)]
+// No unwrap or expect in the library: a panic on registry bytes, an
+// AdmissionReview, a token or the configuration would take the webhook
+// down. Tests may unwrap.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admission;
 pub mod bind;
