@@ -126,7 +126,7 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     // (4) A chosen contract set must be permitted, and known.
-    if let Err(r) = check_selection(&s, &caller, &request) {
+    if let Some(r) = refuse_selection(&s, &caller, &request) {
         return r;
     }
 
@@ -241,27 +241,26 @@ async fn read_request(
     Ok(request)
 }
 
-/// A chosen contract set must be permitted to the caller, and known.
-fn check_selection(
+/// The refusal of a chosen contract set, if any: it must be permitted to
+/// the caller, and known.
+fn refuse_selection(
     s: &AppState,
     caller: &auth::Caller,
     request: &GateRequest,
-) -> Result<(), Response> {
-    let Some(names) = &request.contracts else {
-        return Ok(());
-    };
+) -> Option<Response> {
+    let names = request.contracts.as_ref()?;
     let rt = s.engine.runtime();
     for n in names {
         if !caller.contracts.contains(n) {
             count(s, "forbidden");
-            return Err(error(
+            return Some(error(
                 StatusCode::FORBIDDEN,
                 &format!("caller may not choose contract {n:?}"),
             ));
         }
         if !rt.config.contracts.contains_key(n) {
             count(s, "invalid");
-            return Err(error(
+            return Some(error(
                 StatusCode::BAD_REQUEST,
                 &format!("unknown contract {n:?}"),
             ));
@@ -269,12 +268,12 @@ fn check_selection(
     }
     if names.is_empty() {
         count(s, "invalid");
-        return Err(error(
+        return Some(error(
             StatusCode::BAD_REQUEST,
             "contracts must not be empty",
         ));
     }
-    Ok(())
+    None
 }
 
 /// What the engine judges for a gate call: its images, bare, in the
