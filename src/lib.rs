@@ -21,12 +21,12 @@
 //!
 //! Imports point down that pipeline only: `tests/it/layers.rs` fails on an
 //! import cycle between top-level modules, on `policy` and `oci` importing
-//! each other, and on `server`, `gate` or `admission` importing `oci`. The
-//! modules below the pipeline: [`config`] compiles the file every stage
-//! reads (its units in [`units`]); [`digest`], [`clock`], [`request`],
-//! [`metrics`], [`platform`] and [`shared`] (the Redis evidence tier) serve
-//! the stages; [`gate`] holds the CI gate's caller authentication and VSA
-//! signing; [`report`] judges what already runs; [`certs`] makes
+//! each other, and on `server`, `gate` or `admission` importing `oci`.
+//! Beside the pipeline: [`config`] compiles the file every stage reads (its
+//! units in [`units`]); [`digest`], [`clock`], [`request`], [`metrics`],
+//! [`platform`] and [`shared`] (the Redis evidence tier) serve the stages;
+//! [`gate`] holds the CI gate's caller authentication and VSA signing;
+//! [`report`] judges what already runs, through the engine; [`certs`] makes
 //! development TLS certificates.
 //!
 //! The binary (`src/main.rs`) only dispatches subcommands to [`cli`]; all
