@@ -14,9 +14,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::admission::RequestMeta;
 use crate::digest::Digest;
 use crate::engine::decision::{ImageDecision, Outcome, Verdict};
+use crate::request::RequestMeta;
 
 /// The record's `apiVersion`.
 pub const DECISION_LOG_V1: &str = "provgate.dev/decision-log/v1";

@@ -31,6 +31,7 @@ use serde::Serialize;
 use crate::engine::decision::{ImageDecision, Outcome};
 use crate::engine::{DecisionRequest, Engine, ImageUse};
 use crate::policy::RequestContext;
+use crate::request::RequestMeta;
 use images::{ObjectImage, images_of};
 
 /// Which webhook was called.
@@ -76,30 +77,6 @@ const MAX_WARNINGS: usize = 16;
 /// Characters per warning (the API server truncates above 256).
 const MAX_WARNING: usize = 256;
 
-/// What the request was about, for the decision log.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestMeta {
-    /// The request uid.
-    pub uid: String,
-    /// CREATE, UPDATE, DELETE, CONNECT.
-    pub operation: String,
-    /// The object kind.
-    pub kind: String,
-    /// The subresource, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_resource: Option<String>,
-    /// Namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Object name.
-    pub name: String,
-    /// The requesting user.
-    pub user: String,
-    /// A dry run: judged, but not a deploy.
-    pub dry_run: bool,
-}
-
 /// The answer to one review.
 #[derive(Debug)]
 pub struct Reviewed {
@@ -140,7 +117,7 @@ pub fn parse_timeout(query: Option<&str>) -> Option<Duration> {
     let q = query?;
     for pair in q.split('&') {
         if let Some(v) = pair.strip_prefix("timeout=") {
-            return crate::config::parse_duration(v)
+            return crate::units::parse_duration(v)
                 .ok()
                 .filter(|d| !d.is_zero());
         }
@@ -654,8 +631,7 @@ mod tests {
     }
 
     use crate::bind::{EffectiveMode, Mode};
-    use crate::engine::decision::{ContractResult, ErrorInfo, Verdict};
-    use crate::oci::ErrorClass;
+    use crate::engine::decision::{ContractResult, ErrorClass, ErrorInfo, Verdict};
 
     fn decision(outcome: Outcome) -> ImageDecision {
         let mut d = ImageDecision::new(

@@ -211,7 +211,7 @@ async fn local(
     labels: BTreeMap<String, String>,
 ) -> Result<GateResponse, CliError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = crate::server::load_config(args.config.as_deref())
+    let config = crate::config::load(args.config.as_deref())
         .map_err(|e| CliError::new("loading the configuration", e))?;
     for n in &args.contracts {
         if !config.contracts.contains_key(n) {

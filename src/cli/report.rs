@@ -84,7 +84,7 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
         ));
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = crate::server::load_config(args.config.as_deref())
+    let config = crate::config::load(args.config.as_deref())
         .map_err(|e| CliError::new("loading the configuration", e))?;
     let proposal = match (&args.contracts, &args.proposed_config) {
         (Some(dir), None) => Some(
@@ -127,7 +127,7 @@ async fn run_async(args: ReportArgs) -> Result<Exit, CliError> {
             // with a preview, both configurations' namespaces are read.
             let scope = match &proposal {
                 None => engine.runtime().config.spec.report.scope().clone(),
-                Some(_) => report::scope::NamespaceScope::new(&Default::default())
+                Some(_) => crate::config::scope::NamespaceScope::new(&Default::default())
                     .map_err(|e| CliError::new("the preview's namespace scope", e))?,
             };
             report::scope::fill_namespace_labels(&mut workloads, &source, &scope).await;

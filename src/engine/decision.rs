@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::bind::EffectiveMode;
 use crate::digest::Digest;
-use crate::oci::{ErrorClass, PlatformManifest, RequestRecord};
+// Re-exported: the front ends read `ErrorInfo::class` without importing
+// the registry layer.
+pub use crate::oci::ErrorClass;
+use crate::oci::{PlatformManifest, RequestRecord};
 use crate::policy::{RequestContext, Violation};
 use crate::verify::{EvidenceFacts, Signer, SourceKind};
 

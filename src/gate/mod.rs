@@ -1,35 +1,23 @@
-//! The CI gate: `POST /v1/gate`.
+//! The CI gate's configuration and its two security pieces: who may call
+//! ([`auth`]) and the signed VSAs it returns for allowed images ([`vsa`]).
 //!
-//! Same engine, caches and wording as admission; the differences are the
-//! ones a network-reachable API needs: every call is authenticated
-//! ([`auth`]), rate-limited per caller, bounded in body size, body read
-//! time and image count, and a caller may choose a contract set only if its
-//! token or OIDC issuer entry permits those contracts. For allowed images
-//! the gate can return a signed VSA ([`vsa`]).
+//! The gate answers `POST /v1/gate` with the same engine, caches and
+//! wording as admission; its HTTP handler lives with the other routes
+//! (`server::routes::gate`). What sits here is what a compiled
+//! configuration holds ([`GateSettings`]), so the configuration can compile
+//! it without importing the server.
 
 pub mod auth;
 pub mod vsa;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 
-use crate::decisionlog::DecisionRecord;
-use crate::engine::decision::Outcome;
-use crate::engine::{DecisionRequest, Engine, ImageUse};
-use crate::metrics::{EndpointLabels, RequestLabels, observe};
-use crate::policy::RequestContext;
-use crate::server::AppState;
-use crate::wire::{GateRequest, GateResponse, ImageReport};
-use auth::{Authenticator, JwksCache, OidcSpec, RateLimiter, TokenSpec};
-use vsa::{PolicyEntry, VsaSigner, VsaSpec};
+use auth::{Authenticator, OidcSpec, TokenSpec};
+use vsa::{VsaSigner, VsaSpec};
 
 /// The `gate` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,17 +37,17 @@ pub struct GateSpec {
     pub rate_limit_per_minute: u32,
     /// Time to receive the whole request body.
     #[serde(default = "default_body_timeout")]
-    pub body_timeout: crate::config::Dur,
+    pub body_timeout: crate::units::Dur,
     /// Signed VSAs for allowed images.
     #[serde(default)]
     pub vsa: Option<VsaSpec>,
     /// The least time between two fetches of one JWKS URL.
     #[serde(default = "default_jwks_min_refresh")]
-    pub jwks_min_refresh: crate::config::Dur,
+    pub jwks_min_refresh: crate::units::Dur,
 }
 
-fn default_jwks_min_refresh() -> crate::config::Dur {
-    crate::config::Dur(Duration::from_secs(30))
+fn default_jwks_min_refresh() -> crate::units::Dur {
+    crate::units::Dur(Duration::from_secs(30))
 }
 
 fn default_max_images() -> usize {
@@ -68,8 +56,8 @@ fn default_max_images() -> usize {
 fn default_rate() -> u32 {
     120
 }
-fn default_body_timeout() -> crate::config::Dur {
-    crate::config::Dur(Duration::from_secs(10))
+fn default_body_timeout() -> crate::units::Dur {
+    crate::units::Dur(Duration::from_secs(10))
 }
 
 impl Default for GateSpec {
@@ -110,393 +98,5 @@ impl GateSettings {
             return Err("gate.maxImages must be at least 1".into());
         }
         Ok(GateSettings { auth, vsa })
-    }
-}
-
-/// The gate's state that outlives configuration reloads.
-#[derive(Debug)]
-pub struct Gate {
-    jwks: JwksCache,
-    limiter: Mutex<RateLimiter>,
-    limiter_rate: Mutex<u32>,
-}
-
-impl Gate {
-    /// The gate of an engine.
-    pub fn new(engine: &Engine) -> Self {
-        let rate = engine.runtime().config.spec.gate.rate_limit_per_minute;
-        Gate {
-            jwks: JwksCache::default(),
-            limiter: Mutex::new(RateLimiter::new(rate)),
-            limiter_rate: Mutex::new(rate),
-        }
-    }
-
-    fn take(&self, rate: u32, who: &str) -> Result<(), u64> {
-        if let (Ok(mut r), Ok(mut l)) = (self.limiter_rate.lock(), self.limiter.lock()) {
-            if *r != rate {
-                *l = RateLimiter::new(rate);
-                *r = rate;
-            }
-            return l.take(who);
-        }
-        Err(1)
-    }
-}
-
-/// The gate's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/gate", post(gate))
-        .route("/v1/report", axum::routing::get(report))
-}
-
-/// A JSON error body: `{"error": …}`.
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({"error": message}))).into_response()
-}
-
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(serde_json::json!({"error": "unauthorized"})),
-    )
-        .into_response()
-}
-
-fn count(s: &AppState, result: &str) {
-    s.engine
-        .metrics()
-        .requests
-        .get_or_create(&RequestLabels {
-            endpoint: "gate".into(),
-            result: result.into(),
-        })
-        .inc();
-}
-
-async fn gate(State(s): State<AppState>, req: Request) -> Response {
-    let started = Instant::now();
-    let rt = s.engine.runtime();
-    let spec = rt.config.spec.gate.clone();
-    let settings = rt.config.gate.clone();
-    drop(rt);
-
-    // (1) Authenticate.
-    let headers: HeaderMap = req.headers().clone();
-    let caller = match authenticate(&s, &settings, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-
-    // (2) Rate limit per caller.
-    if let Err(retry) = s.gate.take(spec.rate_limit_per_minute, &caller.identity) {
-        count(&s, "rate-limited");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, retry.to_string())],
-            axum::Json(
-                serde_json::json!({"error": "rate limit exceeded", "retryAfterSeconds": retry}),
-            ),
-        )
-            .into_response();
-    }
-
-    // (3) The body, within its size limit and read timeout.
-    let limit = s.engine.runtime().config.spec.server.max_body_bytes;
-    let body = match tokio::time::timeout(
-        spec.body_timeout.0,
-        axum::body::to_bytes(req.into_body(), limit),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            count(&s, "invalid");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body larger than server.maxBodyBytes ({limit} bytes)"),
-            );
-        }
-        Err(_) => {
-            count(&s, "invalid");
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "request body not received within gate.bodyTimeout ({} ms)",
-                    spec.body_timeout.0.as_millis()
-                ),
-            );
-        }
-    };
-    let request: GateRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            count(&s, "invalid");
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid gate request: {e}"),
-            );
-        }
-    };
-    if let Some(v) = &request.api_version
-        && v != crate::wire::GATE_V1
-    {
-        count(&s, "invalid");
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("unsupported apiVersion {v:?}; use {}", crate::wire::GATE_V1),
-        );
-    }
-    if request.images.is_empty() {
-        count(&s, "invalid");
-        return error(StatusCode::BAD_REQUEST, "images must not be empty");
-    }
-    if request.images.len() > spec.max_images {
-        count(&s, "invalid");
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "{} images, more than gate.maxImages ({})",
-                request.images.len(),
-                spec.max_images
-            ),
-        );
-    }
-    // (4) A chosen contract set must be permitted, and known.
-    if let Some(names) = &request.contracts {
-        let rt = s.engine.runtime();
-        for n in names {
-            if !caller.contracts.contains(n) {
-                count(&s, "forbidden");
-                return error(
-                    StatusCode::FORBIDDEN,
-                    &format!("caller may not choose contract {n:?}"),
-                );
-            }
-            if !rt.config.contracts.contains_key(n) {
-                count(&s, "invalid");
-                return error(StatusCode::BAD_REQUEST, &format!("unknown contract {n:?}"));
-            }
-        }
-        if names.is_empty() {
-            count(&s, "invalid");
-            return error(StatusCode::BAD_REQUEST, "contracts must not be empty");
-        }
-    }
-
-    // (5) Judge.
-    let ctx = &request.context;
-    let decision_request = DecisionRequest {
-        images: request.images.iter().map(|i| ImageUse::bare(i)).collect(),
-        context: RequestContext {
-            source: "gate".into(),
-            namespace: ctx.namespace.clone(),
-            kind: ctx.kind.clone(),
-            name: ctx.name.clone(),
-            container: None,
-            operation: None,
-            labels: ctx.labels.clone(),
-            namespace_labels: Default::default(),
-            user: Some(caller.identity.clone()),
-        },
-        deadline: Some(Instant::now() + crate::server::gate_deadline_of(&s)),
-        contracts: request.contracts.clone(),
-        capture_inputs: false,
-    };
-    // A selection only narrows what admission would bind for the same
-    // images and context; naming a contract that is not bound is an error,
-    // never a fallback to the contract's own defaults.
-    if let Some((image, contract)) = s.engine.unbound_selection(&decision_request).await {
-        count(&s, "invalid");
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "contract {contract:?} is not bound to {image} in this context (namespace {}, kind {}); \
-                 `contracts` may only narrow the contracts the bindings apply, as admission would",
-                decision_request
-                    .context
-                    .namespace
-                    .as_deref()
-                    .unwrap_or("(none)"),
-                decision_request.context.kind.as_deref().unwrap_or("(none)"),
-            ),
-        );
-    }
-    let decisions = s.engine.decide(&decision_request).await;
-    let now = s.engine.clock().now();
-    let mut reports: Vec<ImageReport> = decisions
-        .iter()
-        .map(|d| ImageReport::from_decision(d, false))
-        .collect();
-    if let Some(signer) = &settings.vsa {
-        for (d, r) in decisions.iter().zip(reports.iter_mut()) {
-            // Only for images allowed with every contract evaluated: never
-            // a "PASSED" summary for evidence that could not be fetched.
-            if d.outcome == Outcome::Deny || r.status != crate::wire::ImageStatus::Allowed {
-                continue;
-            }
-            let (Some(digest), Some(reference)) = (&d.digest, &d.reference) else {
-                continue;
-            };
-            let name = reference
-                .split_once('@')
-                .map(|(n, _)| n)
-                .unwrap_or(reference);
-            let name = strip_tag(name);
-            let policy: Vec<PolicyEntry> = d
-                .contracts
-                .iter()
-                .map(|c| PolicyEntry {
-                    name: c.name.clone(),
-                    version: c.version.clone(),
-                    revision: c.revision.clone(),
-                })
-                .collect();
-            let mut inputs: Vec<crate::digest::Digest> = d
-                .contracts
-                .iter()
-                .flat_map(|c| c.evidence_used.iter().cloned())
-                .collect();
-            inputs.sort();
-            inputs.dedup();
-            let statement = signer.statement(name, digest, &policy, &inputs, now);
-            match signer.sign(&statement) {
-                Ok(bundle) => r.vsa = Some(bundle),
-                Err(e) => tracing::error!(error = %e, "cannot sign a VSA"),
-            }
-        }
-    }
-    let response = GateResponse::new(reports, Some(caller.identity.clone()));
-    count(
-        &s,
-        if response.allowed {
-            "allowed"
-        } else {
-            "denied"
-        },
-    );
-    observe(
-        &s.engine
-            .metrics()
-            .decision_seconds
-            .get_or_create(&EndpointLabels {
-                endpoint: "gate".into(),
-            }),
-        started.elapsed(),
-    );
-    if s.log.enabled() {
-        s.log.write(&DecisionRecord::new(
-            now,
-            "gate",
-            None,
-            Some(caller.identity),
-            response.allowed,
-            &decisions,
-        ));
-    }
-    axum::Json(response).into_response()
-}
-
-/// Authenticates a request like the gate does; the `Err` is the 401 to send.
-async fn authenticate(
-    s: &AppState,
-    settings: &GateSettings,
-    headers: &HeaderMap,
-) -> Result<auth::Caller, Response> {
-    let authz = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let now_unix = s.engine.clock().now().as_second().max(0) as u64;
-    let sources = settings.auth.jwks_sources();
-    let min_refresh = s.engine.runtime().config.spec.gate.jwks_min_refresh.0;
-    let refresh = |url: &str| {
-        let source = sources.iter().find(|j| j.url == url).cloned();
-        let cache = &s.gate.jwks;
-        async move {
-            let Some(source) = source else { return };
-            if !cache.may_fetch(&source.url, min_refresh) {
-                return;
-            }
-            if let Err(e) = cache.refresh(&source).await {
-                tracing::warn!(url = %source.url, error = %e, "cannot fetch JWKS");
-            }
-        }
-    };
-    // A stale set is refreshed before use (at most once per jwksMinRefresh).
-    let looks_like_jwt = authz.is_some_and(|a| a.matches('.').count() == 2);
-    if looks_like_jwt {
-        for source in &sources {
-            if s.gate.jwks.stale(&source.url) {
-                refresh(&source.url).await;
-            }
-        }
-    }
-    let mut result = settings
-        .auth
-        .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u));
-    // A key id the cached set lacks: keys rotate, fetch once more.
-    if let Err(auth::AuthError::JwksNeeded(url)) = &result {
-        refresh(url).await;
-        result = settings
-            .auth
-            .authenticate(authz, now_unix, &|u| s.gate.jwks.get(u));
-    }
-    result.map_err(|e| {
-        // The reason is logged; the caller learns nothing about which part
-        // failed. The token itself is never logged.
-        tracing::info!(reason = %e, "gate call refused");
-        count(s, "unauthorized");
-        unauthorized()
-    })
-}
-
-/// `GET /v1/report`: the latest continuous compliance report, for the same
-/// callers as the gate. Only the elected replica has one: the others answer
-/// 503 `{"error": "not the leader", "leader": <identity or null>}` with a
-/// `Retry-After` (through a Service, a retry may reach the leader).
-async fn report(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    use crate::report::continuous::Answer;
-    let settings = s.engine.runtime().config.gate.clone();
-    if let Err(r) = authenticate(&s, &settings, &headers).await {
-        return r;
-    }
-    let Some(live) = s.live_report.as_ref() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "continuous reporting is off (report.continuous.enabled)",
-        );
-    };
-    let retry_after = |d: Duration| {
-        // Whole seconds, rounded up, at least 1.
-        let secs = d.as_millis().div_ceil(1000).max(1);
-        (header::RETRY_AFTER, secs.to_string())
-    };
-    match live.answer() {
-        Answer::Ready(r) => axum::Json(r.as_ref().clone()).into_response(),
-        Answer::NotReady => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [retry_after(std::time::Duration::from_secs(1))],
-            axum::Json(serde_json::json!({"error": "the first report is not ready yet"})),
-        )
-            .into_response(),
-        Answer::NotLeader {
-            leader,
-            retry_after: after,
-        } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [retry_after(after)],
-            axum::Json(serde_json::json!({"error": "not the leader", "leader": leader})),
-        )
-            .into_response(),
-    }
-}
-
-/// `registry/repo` of `registry/repo:tag`.
-fn strip_tag(name: &str) -> &str {
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
     }
 }

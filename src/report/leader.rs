@@ -55,9 +55,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
-use serde::{Deserialize, Serialize};
 
-use crate::config::Dur;
+use crate::config::report::{LeaderElectionSpec, is_dns_label};
 use crate::metrics::Metrics;
 
 /// How long a Lease request may take at most (also bounded by the renew
@@ -65,146 +64,6 @@ use crate::metrics::Metrics;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful release may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `report.leaderElection`: which replica runs the continuous report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawLeaderElectionSpec", rename_all = "camelCase")]
-pub struct LeaderElectionSpec {
-    /// Elect one replica (default). Off: every replica runs the report,
-    /// which is right for a single replica only.
-    pub enabled: bool,
-    /// The Lease's name.
-    pub lease_name: String,
-    /// The Lease's namespace. Default: `POD_NAMESPACE`, else the service
-    /// account's namespace, else the client configuration's.
-    pub namespace: Option<String>,
-    /// How long a lease holds without renewal (whole seconds: the Lease
-    /// stores seconds). Default 15 s.
-    pub lease_duration: Dur,
-    /// The leader steps down when it has not renewed for this long; shorter
-    /// than `leaseDuration`. Default 10 s.
-    pub renew_deadline: Dur,
-    /// How often candidates try to acquire and the leader renews; shorter
-    /// than `renewDeadline`. Default 2 s.
-    pub retry_period: Dur,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawLeaderElectionSpec {
-    #[serde(default = "default_enabled")]
-    enabled: bool,
-    #[serde(default = "default_lease_name")]
-    lease_name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default = "default_lease_duration")]
-    lease_duration: Dur,
-    #[serde(default = "default_renew_deadline")]
-    renew_deadline: Dur,
-    #[serde(default = "default_retry_period")]
-    retry_period: Dur,
-}
-
-fn default_enabled() -> bool {
-    true
-}
-fn default_lease_name() -> String {
-    "provgate-report".into()
-}
-fn default_lease_duration() -> Dur {
-    Dur(Duration::from_secs(15))
-}
-fn default_renew_deadline() -> Dur {
-    Dur(Duration::from_secs(10))
-}
-fn default_retry_period() -> Dur {
-    Dur(Duration::from_secs(2))
-}
-
-/// Whether `s` is a DNS-1123 subdomain (the rule for object names).
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-/// Whether `s` is a DNS-1123 label (the rule for namespace names).
-fn is_dns_label(s: &str) -> bool {
-    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
-}
-
-impl TryFrom<RawLeaderElectionSpec> for LeaderElectionSpec {
-    type Error = String;
-
-    fn try_from(raw: RawLeaderElectionSpec) -> Result<Self, String> {
-        if !is_dns_subdomain(&raw.lease_name) {
-            return Err(format!(
-                "report.leaderElection.leaseName {:?} is not a valid object name \
-                 (lower-case letters, digits, '-' and '.')",
-                raw.lease_name
-            ));
-        }
-        if let Some(ns) = &raw.namespace
-            && !is_dns_label(ns)
-        {
-            return Err(format!(
-                "report.leaderElection.namespace {ns:?} is not a valid namespace name"
-            ));
-        }
-        let (lease, renew, retry) = (
-            raw.lease_duration.0,
-            raw.renew_deadline.0,
-            raw.retry_period.0,
-        );
-        if lease.subsec_nanos() != 0 || lease < Duration::from_secs(1) {
-            return Err(format!(
-                "report.leaderElection.leaseDuration must be whole seconds, at least 1s (got {}ms)",
-                lease.as_millis()
-            ));
-        }
-        if lease > Duration::from_secs(3600) {
-            return Err("report.leaderElection.leaseDuration must be at most 1h".into());
-        }
-        if retry.is_zero() || retry >= renew || renew >= lease {
-            return Err(format!(
-                "report.leaderElection needs retryPeriod < renewDeadline < leaseDuration \
-                 (got {}ms, {}ms, {}ms): the leader must step down before its lease expires",
-                retry.as_millis(),
-                renew.as_millis(),
-                lease.as_millis()
-            ));
-        }
-        Ok(LeaderElectionSpec {
-            enabled: raw.enabled,
-            lease_name: raw.lease_name,
-            namespace: raw.namespace,
-            lease_duration: raw.lease_duration,
-            renew_deadline: raw.renew_deadline,
-            retry_period: raw.retry_period,
-        })
-    }
-}
-
-impl Default for LeaderElectionSpec {
-    fn default() -> Self {
-        LeaderElectionSpec {
-            enabled: default_enabled(),
-            lease_name: default_lease_name(),
-            namespace: None,
-            lease_duration: default_lease_duration(),
-            renew_deadline: default_renew_deadline(),
-            retry_period: default_retry_period(),
-        }
-    }
-}
 
 /// This replica's candidate identity: the pod name (`POD_NAME`, else
 /// `HOSTNAME`, else `provgate`) and a random suffix.
@@ -778,36 +637,6 @@ impl Elector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_follow_client_go_and_order_is_checked() {
-        let d: LeaderElectionSpec = serde_yaml_ng::from_str("{}").unwrap();
-        assert_eq!(d, LeaderElectionSpec::default());
-        assert!(d.enabled);
-        assert_eq!(d.lease_duration.0, Duration::from_secs(15));
-        assert_eq!(d.renew_deadline.0, Duration::from_secs(10));
-        assert_eq!(d.retry_period.0, Duration::from_secs(2));
-        for bad in [
-            "leaseDuration: 10s\nrenewDeadline: 10s",
-            "renewDeadline: 2s\nretryPeriod: 2s",
-            "leaseDuration: 1500ms\nrenewDeadline: 1s\nretryPeriod: 100ms",
-            "retryPeriod: 0ms",
-            "leaseDuration: 2h",
-            "leaseName: Not_A_Name",
-            "namespace: a.b",
-            "leaseDurationSeconds: 3",
-        ] {
-            assert!(
-                serde_yaml_ng::from_str::<LeaderElectionSpec>(bad).is_err(),
-                "{bad} was accepted"
-            );
-        }
-        let ok: LeaderElectionSpec = serde_yaml_ng::from_str(
-            "leaseDuration: 2s\nrenewDeadline: 1500ms\nretryPeriod: 200ms\nleaseName: x.y-z\nnamespace: ops",
-        )
-        .unwrap();
-        assert_eq!(ok.namespace.as_deref(), Some("ops"));
-    }
 
     #[test]
     fn identities_differ_between_candidates_of_one_pod_name() {

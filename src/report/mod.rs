@@ -6,10 +6,10 @@
 //! template). An object that cannot be read (no name, no namespace, a
 //! malformed spec) is kept as an unreadable workload, reported and counted,
 //! never dropped or counted compliant. [`evaluate`] judges the workloads in
-//! the namespaces admission sees ([`scope`]: the webhooks' own exemptions)
-//! with the engine — through the same caches as admission, with a
-//! concurrency limit, so every distinct digest is discovered and verified
-//! once — into a [`Report`] grouped by namespace and team. [`diff`] compares
+//! the namespaces admission sees ([`crate::config::scope`]: the webhooks'
+//! own exemptions) with the engine — through the same caches as admission,
+//! with a concurrency limit, so every distinct digest is discovered and
+//! verified once — into a [`Report`] grouped by namespace and team. [`diff`] compares
 //! two reports (current and proposed contracts) into an [`Impact`].
 //! [`policyreport`] turns a report into `wgpolicyk8s.io/v1alpha2`
 //! PolicyReports, and [`writer`] keeps them in the cluster. [`continuous`]
@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::images::{ObjectImage, images_of};
@@ -36,135 +35,10 @@ use crate::engine::{DecisionRequest, Engine, ImageUse, Runtime};
 use crate::policy::RequestContext;
 use crate::wire::ImageReport;
 
-use self::scope::{InScope, NamespaceScope};
+use crate::config::scope::InScope;
 
 /// The report's `apiVersion`.
 pub const REPORT_V1: &str = "provgate.dev/report/v1";
-
-/// The `report` section of the configuration.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(try_from = "RawReportSpec", rename_all = "camelCase")]
-pub struct ReportSpec {
-    /// The object label that names the owning team.
-    pub team_label: String,
-    /// Continuous in-cluster reporting in `provgate serve`.
-    pub continuous: ContinuousSpec,
-    /// The namespaces judged: the admission webhooks' `namespaceSelector`
-    /// (the chart writes the same selector into both). Default: every
-    /// namespace but `kube-system`. See [`scope`].
-    pub namespace_selector: LabelSelector,
-    /// Keep `wgpolicyk8s.io/v1alpha2` PolicyReports (one per namespace,
-    /// named `provgate`) up to date in the cluster from the continuous
-    /// report. Needs `continuous.enabled`.
-    pub policy_reports: bool,
-    /// Which replica runs the continuous report (a Lease); see [`leader`].
-    pub leader_election: leader::LeaderElectionSpec,
-    /// The compiled `namespace_selector`.
-    #[serde(skip)]
-    scope: NamespaceScope,
-}
-
-/// The `report` section as written; checked into a [`ReportSpec`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawReportSpec {
-    #[serde(default = "default_team_label")]
-    team_label: String,
-    #[serde(default)]
-    continuous: ContinuousSpec,
-    #[serde(default = "scope::default_selector")]
-    namespace_selector: LabelSelector,
-    #[serde(default)]
-    policy_reports: bool,
-    #[serde(default)]
-    leader_election: leader::LeaderElectionSpec,
-}
-
-impl TryFrom<RawReportSpec> for ReportSpec {
-    type Error = String;
-
-    fn try_from(raw: RawReportSpec) -> Result<Self, String> {
-        let scope = NamespaceScope::new(&raw.namespace_selector).map_err(|e| e.to_string())?;
-        if raw.policy_reports && !raw.continuous.enabled {
-            return Err(
-                "report.policyReports needs report.continuous.enabled: true \
-                 (the server writes PolicyReports from its continuous report; \
-                 `provgate report -o policyreport` needs neither)"
-                    .into(),
-            );
-        }
-        Ok(ReportSpec {
-            team_label: raw.team_label,
-            continuous: raw.continuous,
-            namespace_selector: raw.namespace_selector,
-            policy_reports: raw.policy_reports,
-            leader_election: raw.leader_election,
-            scope,
-        })
-    }
-}
-
-impl ReportSpec {
-    /// The compiled `namespaceSelector`.
-    pub fn scope(&self) -> &NamespaceScope {
-        &self.scope
-    }
-}
-
-fn default_team_label() -> String {
-    "team".into()
-}
-
-impl Default for ReportSpec {
-    fn default() -> Self {
-        ReportSpec {
-            team_label: default_team_label(),
-            continuous: ContinuousSpec::default(),
-            namespace_selector: scope::default_selector(),
-            policy_reports: false,
-            leader_election: leader::LeaderElectionSpec::default(),
-            scope: NamespaceScope::default(),
-        }
-    }
-}
-
-/// Continuous reporting settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ContinuousSpec {
-    /// Watch the cluster and keep a live report (needs read-only RBAC).
-    #[serde(default)]
-    pub enabled: bool,
-    /// Re-evaluate everything this often (evidence ages, certificates and
-    /// timestamps expire), besides on every configuration change.
-    #[serde(default = "default_interval")]
-    pub interval: crate::config::Dur,
-    /// Workloads judged at once (the first report must not stampede the
-    /// registries).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// The API server (default: in-cluster service account configuration).
-    #[serde(default)]
-    pub api_server: Option<String>,
-}
-
-fn default_interval() -> crate::config::Dur {
-    crate::config::Dur(std::time::Duration::from_secs(600))
-}
-fn default_concurrency() -> usize {
-    4
-}
-
-impl Default for ContinuousSpec {
-    fn default() -> Self {
-        ContinuousSpec {
-            enabled: false,
-            interval: default_interval(),
-            concurrency: default_concurrency(),
-            api_server: None,
-        }
-    }
-}
 
 /// One running workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -958,32 +832,5 @@ mod tests {
             Some("true")
         );
         assert_eq!(w[1].namespace_labels, None);
-    }
-
-    #[test]
-    fn report_spec_checks_its_selector_and_policy_reports_needs_continuous() {
-        let ok: ReportSpec = serde_yaml_ng::from_str("{}").unwrap();
-        assert!(!ok.policy_reports);
-        assert_eq!(
-            ok.scope().check("kube-system", None),
-            scope::InScope::Exempt
-        );
-        let err = serde_yaml_ng::from_str::<ReportSpec>("policyReports: true")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("report.continuous.enabled"), "{err}");
-        assert!(
-            serde_yaml_ng::from_str::<ReportSpec>(
-                "policyReports: true\ncontinuous: {enabled: true}"
-            )
-            .is_ok()
-        );
-        let err = serde_yaml_ng::from_str::<ReportSpec>(
-            "namespaceSelector: {matchExpressions: [{key: a, operator: Bogus, values: [x]}]}",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("unknown operator"), "{err}");
-        assert!(serde_yaml_ng::from_str::<ReportSpec>("teamLabl: x").is_err());
     }
 }

@@ -26,13 +26,12 @@ use std::time::Duration;
 use axum_server::Handle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
 use crate::decisionlog::DecisionLog;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 
-pub(crate) use routes::gate_deadline_of;
-pub use routes::{AppState, app, metrics_app};
+pub use routes::{AppState, Gate, app, metrics_app};
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -136,14 +135,6 @@ impl Running {
     }
 }
 
-/// Loads the configuration, or the embedded defaults.
-pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-    match path {
-        Some(p) => Config::load(p),
-        None => Config::embedded_defaults(),
-    }
-}
-
 /// Starts the server; returns once it listens.
 pub async fn start(opts: ServeOptions) -> Result<Running, ServeError> {
     start_with_clock(opts, Arc::new(SystemClock)).await
@@ -157,7 +148,7 @@ pub async fn start_with_clock(
     // A provider chosen once: no crate enabling ring later can make rustls
     // ambiguous at runtime.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = load_config(opts.config.as_deref())?;
+    let config = crate::config::load(opts.config.as_deref())?;
     let spec = config.spec.server.clone();
     let base = opts
         .config

@@ -47,10 +47,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use crate::config::{ByteSize, Dur};
 use crate::digest::Digest;
 use crate::metrics::{Metrics, observe};
 use crate::oci::{Discovery, ImageRef, Limits, Traced};
+use crate::units::{ByteSize, Dur};
 
 /// `caches.shared` as written.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -187,19 +187,6 @@ impl std::fmt::Debug for SharedSettings {
 }
 
 impl SharedSettings {
-    /// `caches.shared` compiled, when it is set; `resolve` makes file
-    /// paths absolute.
-    pub fn of_caches(
-        caches: &crate::config::CacheSpec,
-        resolve: impl Fn(&Path) -> PathBuf,
-    ) -> Result<Option<Self>, SharedConfigError> {
-        caches
-            .shared
-            .as_ref()
-            .map(|s| Self::compile(s, resolve, caches.evidence_ttl.0, caches.negative_ttl.0))
-            .transpose()
-    }
-
     /// Compiles `spec`; `resolve` makes file paths absolute; `evidence_ttl`
     /// and `negative_ttl` are the local caches' (`caches.*Ttl`).
     pub fn compile(

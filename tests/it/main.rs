@@ -18,6 +18,7 @@ mod fuzz_replay;
 mod gate;
 mod hostile;
 mod integrity;
+mod layers;
 mod readme;
 mod registry_options;
 mod report;

@@ -5,6 +5,8 @@
 //! (the engine applies the failure policy at the deadline), so there is no
 //! blanket timeout that would turn a late answer into a connection reset.
 
+mod gate;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use crate::admission::{self, Deadline, Endpoint};
 use crate::decisionlog::{DecisionLog, DecisionRecord};
 use crate::engine::Engine;
 use crate::metrics::{EndpointLabels, RequestLabels, observe};
+pub use gate::Gate;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -31,7 +34,7 @@ pub struct AppState {
     /// Readiness.
     pub ready: Arc<AtomicBool>,
     /// The CI gate (authentication, limits, VSA signing).
-    pub gate: Arc<crate::gate::Gate>,
+    pub gate: Arc<Gate>,
     /// The continuous compliance report, when enabled.
     pub live_report: Option<Arc<crate::report::continuous::LiveReport>>,
 }
@@ -39,7 +42,7 @@ pub struct AppState {
 impl AppState {
     /// State over an engine.
     pub fn new(engine: Arc<Engine>, log: Arc<DecisionLog>, ready: Arc<AtomicBool>) -> Self {
-        let gate = Arc::new(crate::gate::Gate::new(&engine));
+        let gate = Arc::new(Gate::new(&engine));
         AppState {
             engine,
             log,
@@ -59,7 +62,7 @@ pub fn app(state: AppState, noop: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::gate::routes());
+        .merge(gate::routes());
     if noop {
         router = router.route("/noop/validate", post(noop_validate));
     }
@@ -188,6 +191,6 @@ async fn noop_validate(body: Bytes) -> Response {
 }
 
 /// The request deadline default for the gate.
-pub(crate) fn gate_deadline_of(s: &AppState) -> Duration {
+fn gate_deadline_of(s: &AppState) -> Duration {
     s.engine.runtime().config.spec.admission.default_timeout.0
 }
