@@ -28,6 +28,7 @@
 //! signature or an untrusted signer is not an error of the registry and
 //! never degrades.
 
+mod cache;
 pub mod decision;
 mod fold;
 pub mod namespaces;
@@ -54,6 +55,7 @@ use crate::oci::{
 use crate::policy::input::{self, Admitted, ContractInfo, EvidenceKind, ImageInput, PolicyInput};
 use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext, Violation};
 use crate::verify::{SourceKind, Verifier};
+use cache::{Caches, EvidenceKey, Negative, Shared, TagKey};
 use decision::{
     CapturedInput, ContractResult, ErrorInfo, ErrorKind, EvidenceEntry, ExemptionInfo, Ignored,
     ImageDecision, Outcome, PlatformVerdict, RejectedEvidence, Verdict,
@@ -230,134 +232,6 @@ impl Runtime {
             registries,
             shared,
         }
-    }
-}
-
-#[derive(Clone, Hash, PartialEq, Eq)]
-struct TagKey {
-    image: ImageRef,
-    creds: String,
-    registries: Digest,
-}
-
-#[derive(Clone, Hash, PartialEq, Eq)]
-struct EvidenceKey {
-    name: String,
-    digest: Digest,
-    creds: String,
-    registries: Digest,
-    trust: Digest,
-    /// Whether cosign's legacy tags were searched: a discovery without them
-    /// never serves a contract that accepts them (one with them serves
-    /// everyone).
-    cosign: bool,
-}
-
-type Shared<T> = Arc<T>;
-
-/// A remembered failure, with how long it is remembered (each entry its
-/// own: permanent failures for `negativeTtl`, transient ones for seconds).
-#[derive(Clone)]
-struct Negative {
-    error: Shared<PipelineError>,
-    ttl: Duration,
-    until: Instant,
-    transient: bool,
-}
-
-/// Expires each [`Negative`] after its own TTL.
-struct NegativeExpiry;
-
-impl<K> moka::Expiry<K, Negative> for NegativeExpiry {
-    fn expire_after_create(&self, _: &K, v: &Negative, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-    fn expire_after_update(
-        &self,
-        _: &K,
-        v: &Negative,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
-struct Caches {
-    // Coalescing caches (concurrent misses of one key share one fetch).
-    tags: Cache<TagKey, Shared<Resolved>>,
-    evidence: Cache<EvidenceKey, Shared<EvidenceSet>>,
-    // Plain caches.
-    tags_negative: SyncCache<TagKey, Negative>,
-    evidence_negative: SyncCache<EvidenceKey, Negative>,
-    verdicts: SyncCache<VerdictKey, Shared<Evaluated>>,
-    lkg_tags: SyncCache<TagKey, Shared<(Resolved, jiff::Timestamp)>>,
-    lkg_evidence: SyncCache<EvidenceKey, Shared<EvidenceSet>>,
-    /// Image strings already parsed: the reference grammar is a regex,
-    /// and a rollout names the same few images in every pod. Only
-    /// successes are kept (a reference is at most 1 KiB, so the cache is
-    /// bounded in bytes too); the parse does not depend on configuration.
-    references: SyncCache<Box<str>, ImageRef>,
-}
-
-impl Caches {
-    fn new(config: &Config) -> Self {
-        let c = &config.spec.cache;
-        let n = c.max_entries.max(1);
-        let lkg = config
-            .registry_policies
-            .values()
-            .map(|p| p.last_known_good_window)
-            .chain(std::iter::once(
-                config.registry_policy_default.last_known_good_window,
-            ))
-            .max()
-            .unwrap_or(Duration::from_secs(3600))
-            .max(Duration::from_secs(1));
-        let build = |ttl: Duration| ttl.max(Duration::from_millis(1));
-        Caches {
-            tags: Cache::builder()
-                .max_capacity(n)
-                .time_to_live(build(c.tag_ttl.0))
-                .build(),
-            tags_negative: SyncCache::builder()
-                .max_capacity(n)
-                .expire_after(NegativeExpiry)
-                .build(),
-            // Weighed in bytes (caches.evidenceBytes), not entries: one
-            // image's evidence may be 2 KiB or, with a large SBOM, 600.
-            evidence: Cache::builder()
-                .max_capacity(c.evidence_bytes.0.max(1))
-                .weigher(|_, v: &Shared<EvidenceSet>| v.weight())
-                .time_to_live(build(c.evidence_ttl.0))
-                .build(),
-            evidence_negative: SyncCache::builder()
-                .max_capacity(n)
-                .expire_after(NegativeExpiry)
-                .build(),
-            verdicts: SyncCache::builder()
-                .max_capacity(n.saturating_mul(4))
-                .time_to_live(build(c.verdict_ttl.0))
-                .build(),
-            lkg_tags: SyncCache::builder()
-                .max_capacity(n)
-                .time_to_live(lkg)
-                .build(),
-            lkg_evidence: SyncCache::builder()
-                .max_capacity(c.evidence_bytes.0.max(1))
-                .weigher(|_, v: &Shared<EvidenceSet>| v.weight())
-                .time_to_live(lkg)
-                .build(),
-            references: SyncCache::builder().max_capacity(4096).build(),
-        }
-    }
-
-    fn invalidate_all(&self) {
-        self.tags.invalidate_all();
-        self.tags_negative.invalidate_all();
-        self.evidence.invalidate_all();
-        self.evidence_negative.invalidate_all();
-        self.verdicts.invalidate_all();
     }
 }
 

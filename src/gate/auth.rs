@@ -406,24 +406,7 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
             .map_err(|e| unauthorized(format!("JWT rejected: {e}")))?;
         let c = data.claims;
-        let num = |k: &str| c.get(k).and_then(|v| v.as_u64());
-        let exp = num("exp").ok_or_else(|| unauthorized("JWT has no numeric exp".into()))?;
-        if now_unix > exp.saturating_add(issuer.leeway) {
-            return Err(unauthorized("JWT expired".into()));
-        }
-        let nbf = c
-            .get("nbf")
-            .filter(|v| !v.is_null())
-            .map(|v| {
-                v.as_u64()
-                    .ok_or_else(|| unauthorized("JWT has a non-numeric nbf".into()))
-            })
-            .transpose()?;
-        if let Some(nbf) = nbf
-            && now_unix.saturating_add(issuer.leeway) < nbf
-        {
-            return Err(unauthorized("JWT not yet valid".into()));
-        }
+        check_times(&c, now_unix, issuer.leeway)?;
         for (name, m) in &issuer.claims {
             let value = match c.get(name) {
                 Some(serde_json::Value::String(s)) => s.clone(),
@@ -443,6 +426,33 @@ impl Authenticator {
             contracts: issuer.contracts.clone(),
         })
     }
+}
+
+/// `exp` (required, numeric) and `nbf` (optional, numeric) against our
+/// clock (`now_unix`), with the issuer's leeway.
+fn check_times(c: &serde_json::Value, now_unix: u64, leeway: u64) -> Result<(), AuthError> {
+    let unauthorized = |m: &str| AuthError::Unauthorized(m.to_owned());
+    let exp = c
+        .get("exp")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| unauthorized("JWT has no numeric exp"))?;
+    if now_unix > exp.saturating_add(leeway) {
+        return Err(unauthorized("JWT expired"));
+    }
+    let nbf = c
+        .get("nbf")
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            v.as_u64()
+                .ok_or_else(|| unauthorized("JWT has a non-numeric nbf"))
+        })
+        .transpose()?;
+    if let Some(nbf) = nbf
+        && now_unix.saturating_add(leeway) < nbf
+    {
+        return Err(unauthorized("JWT not yet valid"));
+    }
+    Ok(())
 }
 
 fn unverified_claims(token: &str) -> Option<serde_json::Value> {
