@@ -189,3 +189,69 @@ fn a_cache_hit_decides_exactly_as_a_miss() {
         last[3]["images"][0]["contracts"]
     );
 }
+
+/// A sample of `/metrics` by its full name and labels.
+fn sample(s: &Server, series: &str) -> u64 {
+    let want = format!("{series} ");
+    s.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&want).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// `caches.evidenceBytes` bounds the verified-evidence cache in bytes: with
+/// a budget that holds about one image's evidence, reviewing several
+/// signed images keeps the cache within the budget, evicts, and an evicted
+/// image is discovered and verified again, still allowed.
+#[test]
+fn the_evidence_byte_budget_evicts_and_evicted_images_are_fetched_again() {
+    const BUDGET: u64 = 6 * 1024;
+    let s = Server::start(Setup {
+        extra: format!("caches: {{evidenceBytes: {BUDGET}}}\n"),
+        ..Setup::default()
+    });
+    let images: Vec<_> = (0..4)
+        .map(|i| signed_image(&format!("byte-budget-{i}")))
+        .collect();
+    for (i, img) in images.iter().enumerate() {
+        let v = s.review(
+            "/validate",
+            &replicaset_pod(i, "prod", "payments", &img.tagged),
+        );
+        assert!(allowed(&v), "{v}");
+    }
+    // Every image is still judged correctly: the evicted ones are fetched
+    // and verified again (evidence misses grow), never allowed unverified.
+    let misses = || {
+        sample(
+            &s,
+            "provgate_cache_requests_total{cache=\"evidence\",result=\"miss\"}",
+        )
+    };
+    let before = misses();
+    for (i, img) in images.iter().enumerate() {
+        let v = s.review(
+            "/validate",
+            &replicaset_pod(100 + i, "prod", "payments", &img.tagged),
+        );
+        assert!(allowed(&v), "{v}");
+    }
+    assert!(misses() > before, "no evicted image was discovered again");
+    let unsigned = unsigned_image("byte-budget-unsigned");
+    let v = s.review(
+        "/validate",
+        &replicaset_pod(200, "prod", "payments", &unsigned.tagged),
+    );
+    assert!(!allowed(&v), "{}", message(&v));
+    // The gauges are set after each discovery, so they include the last.
+    let bytes = sample(&s, "provgate_cache_bytes{cache=\"evidence\"}");
+    let entries = sample(&s, "provgate_cache_entries{cache=\"evidence\"}");
+    assert!(
+        bytes > 0 && bytes <= BUDGET,
+        "evidence cache weighs {bytes} bytes, budget {BUDGET}"
+    );
+    assert!(
+        entries < 5,
+        "{entries} of 5 evidence sets still cached under a {BUDGET}-byte budget"
+    );
+}
