@@ -124,19 +124,6 @@ fn statement(name: &str, digest_hex: &str, i: usize, target: usize) -> Vec<u8> {
     }
 }
 
-/// DSSE pre-authentication encoding.
-fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
-
 struct Signer {
     key: EcdsaKeyPair,
     key_id: String,
@@ -170,7 +157,7 @@ impl Signer {
     fn bundle(&self, statement: &[u8]) -> anyhow::Result<Vec<u8>> {
         let sig = self
             .key
-            .sign(&self.rng, &pae(IN_TOTO, statement))
+            .sign(&self.rng, &provgate::gate::vsa::pae(IN_TOTO, statement))
             .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
         Ok(serde_json::to_vec(&json!({
             "mediaType": BUNDLE_V03,

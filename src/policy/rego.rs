@@ -872,28 +872,6 @@ mod tests {
         assert_eq!(disagree, RVM_DISAGREES);
     }
 
-    /// Names of the `test_*` rules of a test module (as `policy test` finds
-    /// them: rule heads at column 0).
-    fn test_rules(m: &RegoModule) -> (String, Vec<String>) {
-        let mut package = String::new();
-        let mut rules = Vec::new();
-        for line in m.text.lines() {
-            if let Some(p) = line.strip_prefix("package ") {
-                package = p.trim().to_owned();
-            }
-            if line.starts_with("test_") {
-                let name: String = line
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !rules.contains(&name) {
-                    rules.push(name);
-                }
-            }
-        }
-        (package, rules)
-    }
-
     /// Runs every contract's Rego tests with `data.provgate.contract.deny`
     /// and `warn` computed by the RVM (all but the one of RVM_DISAGREES pass): the interpreter runs the tests (they
     /// use `with`, which the RVM does not support) and the library, but the
@@ -943,7 +921,7 @@ mod tests {
                 .unwrap();
             let mut count = 0;
             for t in &c.tests {
-                let (package, rules) = test_rules(t);
+                let (package, rules) = crate::policy::testing::test_rules(t);
                 for rule in rules {
                     engine.set_input(Value::new_object());
                     let result = engine.eval_rule(format!("data.{package}.{rule}"));

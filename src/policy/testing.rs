@@ -77,7 +77,7 @@ pub struct TestResult {
 }
 
 /// Finds `package` and `test_*` rule names in a test module.
-fn test_rules(m: &RegoModule) -> (String, Vec<String>) {
+pub(crate) fn test_rules(m: &RegoModule) -> (String, Vec<String>) {
     let mut package = String::new();
     let mut rules = Vec::new();
     for line in m.text.lines() {
