@@ -304,11 +304,7 @@ struct Scope {
 /// bound to one platform counts for that platform only, so one attested
 /// platform never passes the others. `Err` when the index lists no platform
 /// that is judged.
-fn scopes(
-    rt: &Runtime,
-    reference: &ImageRef,
-    set: &EvidenceSet,
-) -> Result<Vec<Scope>, String> {
+fn scopes(rt: &Runtime, reference: &ImageRef, set: &EvidenceSet) -> Result<Vec<Scope>, String> {
     let base = ImageInput {
         reference: reference.to_string(),
         registry: reference.registry().to_owned(),

@@ -267,3 +267,30 @@ impl Verified {
         }
     }
 }
+
+/// One line describing a signer, for tables and messages.
+pub fn describe_signer(signer: &Signer) -> String {
+    match signer {
+        Signer::Keyless(k) => format!(
+            "{} (issuer {}, root {})",
+            k.subject, k.issuer, k.trusted_root
+        ),
+        Signer::Key { key_id, key_name } => {
+            format!("key {key_name} ({})", &key_id[..16.min(key_id.len())])
+        }
+    }
+}
+
+/// One line describing a trusted time.
+pub fn describe_time(time: &TrustedTime) -> String {
+    match (time.source, time.value) {
+        (TimeSource::Rfc3161, Some(t)) => {
+            format!("{} (RFC 3161 timestamp)", t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        }
+        (TimeSource::Rekor, Some(t)) => format!(
+            "{} (Rekor integrated time)",
+            t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        _ => "none".into(),
+    }
+}
