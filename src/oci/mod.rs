@@ -20,9 +20,12 @@ pub mod backoff;
 pub mod client;
 mod discover;
 pub mod error;
+mod evidence;
 pub mod manifest;
 pub mod memo;
 mod reference;
+mod resolve;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,20 +36,20 @@ pub use client::{
     Budget, Limits, NoObserver, RegistryOptions, RequestKind, RequestLog, RequestObserver,
     RequestRecord, Transport,
 };
-pub use discover::{
-    DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, Resolved, Traced,
-    UnverifiedEvidence,
-};
 pub use error::{
     ConnectFailure, CredentialKind, CredentialsUsed, ErrorCategory, ErrorClass, RegistryError,
     RegistryErrorKind, TimeoutKind,
 };
+pub use evidence::{
+    DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, Resolved, Traced,
+    UnverifiedEvidence,
+};
 pub use memo::DEFAULT_REFERRERS_MEMO_TTL;
 pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
 
-pub(crate) use discover::index_platforms;
-use discover::{Session, with_deadline};
 use memo::ReferrersMemo;
+pub(crate) use resolve::index_platforms;
+use session::{Session, with_deadline};
 
 /// Runs an operation against each host of an image (mirrors first) until
 /// one succeeds, each attempt under the per-image deadline and a fresh byte
