@@ -7,7 +7,7 @@
 //! `realm` a registry's challenge names. provgate needs per-tenant credential
 //! sets, bounded reads, and credentials that never leave the host they were
 //! issued for, so the (small) challenge/token protocol is implemented here
-//! and [`crate::oci::client`] decides where credentials may be sent.
+//! and [`crate::oci::transport`] decides where credentials may be sent.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::client::RequestObserver;
 use super::error::{ConnectFailure, RegistryError, RegistryErrorKind, TimeoutKind};
+use super::record::RequestObserver;
 
 /// Hosts tracked at most. Hosts come from image references, so their
 /// number is bounded here: closed hosts are forgotten first, and a host
@@ -600,7 +600,7 @@ fn jitter_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::client::RequestKind;
+    use crate::oci::record::RequestKind;
 
     const HOST: &str = "reg.example:5000";
 

@@ -35,13 +35,13 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::client::RequestKind;
 use super::error::{RegistryError, RegistryErrorKind};
 use super::evidence::{
     DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, UnverifiedEvidence,
 };
 use super::manifest::{self, Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT};
 use super::memo::Absence;
+use super::record::RequestKind;
 use super::resolve::index_platforms;
 use super::session::{Session, next_link};
 use crate::digest::Digest;

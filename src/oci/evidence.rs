@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::client::RequestRecord;
 use super::error::RegistryError;
+use super::record::RequestRecord;
 use crate::digest::Digest;
 
 use crate::verify::EvidenceSource;

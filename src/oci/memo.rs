@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::client::RegistryOptions;
+use super::limits::RegistryOptions;
 
 /// How long the absence of the referrers API is remembered (10 minutes).
 pub const DEFAULT_REFERRERS_MEMO_TTL: Duration = Duration::from_secs(600);

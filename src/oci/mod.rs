@@ -14,28 +14,33 @@
 //! or 5xx, times out or refuses connections is left alone for its
 //! back-off, and the requests meant for it fail at once with a transient
 //! error instead of adding to its trouble.
+//!
+//! Files by job: [`transport`] (bounded HTTP, redirects, the token dance
+//! and failure wording), `session` (digest-checked reads under one image's
+//! budget), `resolve` (tag to digest), `discover` (referrers, tag schema,
+//! cosign tags), `evidence` (what they hand back), [`limits`] and
+//! [`record`] (what a request may cost and leaves behind), [`auth`]
+//! (credentials), [`error`], [`backoff`] and [`memo`].
 
 pub mod auth;
 pub mod backoff;
-pub mod client;
 mod discover;
 pub mod error;
 mod evidence;
+pub mod limits;
 pub mod manifest;
 pub mod memo;
+pub mod record;
 mod reference;
 mod resolve;
 mod session;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use auth::{Credential, CredentialError, CredentialSet};
 pub use backoff::{BackoffPolicy, CircuitState, Circuits};
-pub use client::{
-    Budget, Limits, NoObserver, RegistryOptions, RequestKind, RequestLog, RequestObserver,
-    RequestRecord, Transport,
-};
 pub use error::{
     ConnectFailure, CredentialKind, CredentialsUsed, ErrorCategory, ErrorClass, RegistryError,
     RegistryErrorKind, TimeoutKind,
@@ -44,8 +49,11 @@ pub use evidence::{
     DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, Resolved, Traced,
     UnverifiedEvidence,
 };
+pub use limits::{Limits, RegistryOptions};
 pub use memo::DEFAULT_REFERRERS_MEMO_TTL;
+pub use record::{Budget, NoObserver, RequestKind, RequestLog, RequestObserver, RequestRecord};
 pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
+pub use transport::Transport;
 
 use memo::ReferrersMemo;
 pub(crate) use resolve::index_platforms;

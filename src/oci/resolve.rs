@@ -1,10 +1,10 @@
 //! Resolution: a tag to the digest of the manifest it names, and the
 //! platforms an image index lists.
 
-use super::client::RequestKind;
 use super::error::{RegistryError, RegistryErrorKind};
 use super::evidence::{PlatformManifest, Resolved};
 use super::manifest::{self, ImageIndex, MANIFEST_ACCEPT};
+use super::record::RequestKind;
 use super::reference::ImageRef;
 use super::session::{Session, content_type};
 use crate::digest::Digest;

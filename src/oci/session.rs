@@ -7,10 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::client::{Budget, Ctx, Fetched, RequestKind, RequestLog, Transport};
 use super::error::{RegistryError, RegistryErrorKind, TimeoutKind};
 use super::manifest::Descriptor;
 use super::memo::ReferrersMemo;
+use super::record::{Budget, RequestKind, RequestLog};
+use super::transport::{Ctx, Fetched, Transport};
 use crate::digest::Digest;
 
 impl Session<'_> {
@@ -160,7 +161,7 @@ pub(super) fn next_link(f: &Fetched, host: &str) -> Option<String> {
         }
         let target = part.strip_prefix('<')?.split('>').next()?;
         let path_and_query = if let Ok(u) = reqwest::Url::parse(target) {
-            if super::client::host_port(&u) != host {
+            if super::transport::host_port(&u) != host {
                 return None;
             }
             match u.query() {
