@@ -128,12 +128,7 @@ pub(super) async fn remote(
 
 /// What a gate call that got no answer means, and what fixes it: the cause
 /// is found by walking the error's source chain (rustls and I/O errors).
-async fn send_error(
-    e: reqwest::Error,
-    url: &str,
-    base: &url::Url,
-    had_ca: bool,
-) -> CliError {
+async fn send_error(e: reqwest::Error, url: &str, base: &url::Url, had_ca: bool) -> CliError {
     let host = base.host_str().unwrap_or("").to_owned();
     let port = base.port_or_known_default().unwrap_or(443);
     let hint = match cause(&e) {
