@@ -1,5 +1,7 @@
 use super::*;
+use crate::oci::error::{ConnectFailure, TimeoutKind};
 use crate::oci::record::RequestKind;
+use std::time::SystemTime;
 
 const HOST: &str = "reg.example:5000";
 
