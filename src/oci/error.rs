@@ -404,19 +404,7 @@ impl fmt::Display for RegistryError {
             probing,
         } = &self.kind
         {
-            let what = if *probing {
-                format!("is backing off after {cause}: a probe request is in flight")
-            } else {
-                format!(
-                    "is backing off until {} after {cause}",
-                    until.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-                )
-            };
-            return write!(
-                f,
-                "registry {} {what}: {} was not sent; the registry is asked again after the back-off, and until then registries.hosts.\"{name}\".failure decides",
-                self.registry, self.context
-            );
+            return self.fmt_backing_off(f, until, cause, *probing, name);
         }
         write!(f, "registry {}: {}: ", self.registry, self.context)?;
         match &self.kind {
@@ -430,46 +418,7 @@ impl fmt::Display for RegistryError {
                 "discovery did not finish within {}; if the registry is slow but up, raise registries.limits.maxImageMillis",
                 duration(*d)
             ),
-            Connect(c @ ConnectFailure::PlainHttp) => write!(
-                f,
-                "{c}: the registry speaks plain HTTP; if that is intended set registries.hosts.\"{name}\".insecure: true"
-            ),
-            Connect(c @ ConnectFailure::UnknownCa { ca_configured }) => {
-                if *ca_configured {
-                    write!(
-                        f,
-                        "{c}: the CA in registries.hosts.\"{name}\".caFile did not issue the registry's certificate; set caFile to the PEM of the CA that did"
-                    )
-                } else {
-                    write!(
-                        f,
-                        "{c}: the registry's certificate is not issued by a publicly trusted CA; if it uses a private CA set registries.hosts.\"{name}\".caFile to that CA's PEM file"
-                    )
-                }
-            }
-            Connect(c @ ConnectFailure::CertificateName) => write!(
-                f,
-                "{c}: the certificate does not name {}; use the registry name its certificate was issued for",
-                self.registry
-            ),
-            Connect(c @ ConnectFailure::CertificateExpired) => write!(
-                f,
-                "{c}: the registry must renew its certificate (or the clock here is wrong)"
-            ),
-            Connect(c @ ConnectFailure::Tls(_)) => write!(
-                f,
-                "{c}; check that the registry speaks HTTPS on this port (registries.hosts.\"{name}\".insecure: true if it speaks plain HTTP)"
-            ),
-            Connect(c @ ConnectFailure::Refused) => write!(
-                f,
-                "{c}: nothing listens on {}; check that the registry is running and that the image names the right host and port",
-                self.registry
-            ),
-            Connect(c @ ConnectFailure::Dns(_)) => write!(
-                f,
-                "{c}; check the registry name in the image reference (and this machine's DNS)"
-            ),
-            Connect(c @ ConnectFailure::Other(_)) => write!(f, "{c}"),
+            Connect(c) => self.fmt_connect(f, c, name),
             Server(s) => write!(
                 f,
                 "server error {s}: the registry failed; retry later, or set registries.hosts.\"{name}\".failure to degrade during outages"
@@ -489,36 +438,7 @@ impl fmt::Display for RegistryError {
             Unauthorized {
                 status,
                 credentials,
-            } => {
-                let what = if *status == 403 {
-                    "forbidden"
-                } else {
-                    "access denied"
-                };
-                write!(f, "{what} ({status}) {credentials}; ")?;
-                match (&credentials.credential, credentials.set.is_empty()) {
-                    (None, true) => write!(
-                        f,
-                        "give provgate credentials for {} with a credentials[] entry (name, file: a Docker config.json with an auths.\"{}\" entry)",
-                        self.registry, name
-                    ),
-                    (None, false) => write!(
-                        f,
-                        "add an auths.\"{name}\" entry to the Docker config file of credentials[] \"{}\" (its file field)",
-                        credentials.set
-                    ),
-                    (Some(_), _) if *status == 403 => write!(
-                        f,
-                        "grant these credentials pull access, or change the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
-                        credentials.set
-                    ),
-                    (Some(_), _) => write!(
-                        f,
-                        "check the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
-                        credentials.set
-                    ),
-                }
-            }
+            } => self.fmt_unauthorized(f, *status, credentials, name),
             Status(s) => write!(f, "unexpected status {s}"),
             InvalidManifest(e) => write!(f, "invalid manifest: {e}"),
             DigestMismatch { expected, actual } => {
@@ -544,6 +464,121 @@ impl fmt::Display for RegistryError {
             BadRedirect(e) => write!(f, "bad redirect: {e}"),
             Token(e) => write!(f, "token request failed: {e}"),
             BackingOff { .. } => Ok(()),
+        }
+    }
+}
+
+impl RegistryError {
+    /// A request refused by the host's circuit.
+    fn fmt_backing_off(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        until: &jiff::Timestamp,
+        cause: &str,
+        probing: bool,
+        name: &str,
+    ) -> fmt::Result {
+        let what = if probing {
+            format!("is backing off after {cause}: a probe request is in flight")
+        } else {
+            format!(
+                "is backing off until {} after {cause}",
+                until.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            )
+        };
+        write!(
+            f,
+            "registry {} {what}: {} was not sent; the registry is asked again after the back-off, and until then registries.hosts.\"{name}\".failure decides",
+            self.registry, self.context
+        )
+    }
+
+    /// A connection that failed, with the setting that fixes it.
+    fn fmt_connect(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        c: &ConnectFailure,
+        name: &str,
+    ) -> fmt::Result {
+        match c {
+            c @ ConnectFailure::PlainHttp => write!(
+                f,
+                "{c}: the registry speaks plain HTTP; if that is intended set registries.hosts.\"{name}\".insecure: true"
+            ),
+            c @ ConnectFailure::UnknownCa { ca_configured } => {
+                if *ca_configured {
+                    write!(
+                        f,
+                        "{c}: the CA in registries.hosts.\"{name}\".caFile did not issue the registry's certificate; set caFile to the PEM of the CA that did"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{c}: the registry's certificate is not issued by a publicly trusted CA; if it uses a private CA set registries.hosts.\"{name}\".caFile to that CA's PEM file"
+                    )
+                }
+            }
+            c @ ConnectFailure::CertificateName => write!(
+                f,
+                "{c}: the certificate does not name {}; use the registry name its certificate was issued for",
+                self.registry
+            ),
+            c @ ConnectFailure::CertificateExpired => write!(
+                f,
+                "{c}: the registry must renew its certificate (or the clock here is wrong)"
+            ),
+            c @ ConnectFailure::Tls(_) => write!(
+                f,
+                "{c}; check that the registry speaks HTTPS on this port (registries.hosts.\"{name}\".insecure: true if it speaks plain HTTP)"
+            ),
+            c @ ConnectFailure::Refused => write!(
+                f,
+                "{c}: nothing listens on {}; check that the registry is running and that the image names the right host and port",
+                self.registry
+            ),
+            c @ ConnectFailure::Dns(_) => write!(
+                f,
+                "{c}; check the registry name in the image reference (and this machine's DNS)"
+            ),
+            c @ ConnectFailure::Other(_) => write!(f, "{c}"),
+        }
+    }
+
+    /// A 401/403, with what was sent and which credential to add or fix.
+    fn fmt_unauthorized(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        status: u16,
+        credentials: &CredentialsUsed,
+        name: &str,
+    ) -> fmt::Result {
+        let what = if status == 403 {
+            "forbidden"
+        } else {
+            "access denied"
+        };
+        write!(f, "{what} ({status}) {credentials}; ")?;
+        match (&credentials.credential, credentials.set.is_empty()) {
+            (None, true) => write!(
+                f,
+                "give provgate credentials for {} with a credentials[] entry (name, file: a Docker config.json with an auths.\"{}\" entry)",
+                self.registry, name
+            ),
+            (None, false) => write!(
+                f,
+                "add an auths.\"{name}\" entry to the Docker config file of credentials[] \"{}\" (its file field)",
+                credentials.set
+            ),
+            (Some(_), _) if status == 403 => write!(
+                f,
+                "grant these credentials pull access, or change the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
+                credentials.set
+            ),
+            (Some(_), _) => write!(
+                f,
+                "check the auths.\"{name}\" entry in the Docker config file of credentials[] \"{}\" (its file field)",
+                credentials.set
+            ),
         }
     }
 }

@@ -136,7 +136,7 @@ impl Verifier {
         // signature can be checked; the facts then say "no tlog, no
         // time", and authorities require a tlog unless they opt out.
         let unlogged_layer = !has_tlog
-            && (is_cosign_layer(&format)
+            && (is_cosign_layer(format)
                 || matches!(bundle.content, SignatureContent::DsseEnvelope(_)))
             && bundle
                 .verification_material
@@ -147,7 +147,7 @@ impl Verifier {
         // on the signature-only path that is checked here.
         if unlogged_layer && let SignatureContent::DsseEnvelope(env) = &bundle.content {
             let statement = self.statement_of(env)?;
-            if !statement.binds(&subject) {
+            if !statement.binds(subject) {
                 return Err(VerifyError::SubjectMismatch {
                     expected: subject.clone(),
                     found: describe_subjects(&statement),
