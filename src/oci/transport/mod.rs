@@ -244,23 +244,7 @@ impl Transport {
         let method_name = if head { "HEAD" } else { "GET" };
         loop {
             let same_host = host_port(&url) == self.host;
-            let auth = if same_host {
-                self.auth_header(ctx.repo)
-            } else {
-                None
-            };
-            let method = if head {
-                reqwest::Method::HEAD
-            } else {
-                reqwest::Method::GET
-            };
-            let mut req = self.http.request(method, url.clone());
-            if let Some(a) = accept {
-                req = req.header(reqwest::header::ACCEPT, a);
-            }
-            if let Some(a) = auth {
-                req = req.header(reqwest::header::AUTHORIZATION, a);
-            }
+            let req = self.build(ctx, head, &url, accept, same_host);
             let started = Instant::now();
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -341,6 +325,36 @@ impl Transport {
                 body,
             });
         }
+    }
+
+    /// One attempt's request: the `Authorization` header goes only to the
+    /// registry host itself.
+    fn build(
+        &self,
+        ctx: &Ctx<'_>,
+        head: bool,
+        url: &reqwest::Url,
+        accept: Option<&str>,
+        same_host: bool,
+    ) -> reqwest::RequestBuilder {
+        let auth = if same_host {
+            self.auth_header(ctx.repo)
+        } else {
+            None
+        };
+        let method = if head {
+            reqwest::Method::HEAD
+        } else {
+            reqwest::Method::GET
+        };
+        let mut req = self.http.request(method, url.clone());
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
+        }
+        if let Some(a) = auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        req
     }
 
     /// Where a redirect answer points: its `Location`, resolved against
