@@ -1,4 +1,8 @@
+use std::collections::HashMap;
+
+use super::response::{annotate, unverified_warnings};
 use super::*;
+use crate::engine::decision::Outcome;
 
 #[test]
 fn pin_patch_is_a_valid_json_patch() {
