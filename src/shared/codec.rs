@@ -302,78 +302,8 @@ fn digest(s: &str, what: &str) -> Result<Digest, Refusal> {
 /// without the registry (see the module docs). `limits` are the
 /// `registries.limits` a network read obeys.
 pub fn decode(bytes: Bytes, key: &SharedKey, limits: &Limits) -> Result<Discovery, Refusal> {
-    if bytes.len() < HEADER_LEN {
-        return Err(if bytes.len() >= 4 && &bytes[..4] != MAGIC {
-            Refusal::Magic
-        } else {
-            Refusal::Truncated(format!("{} bytes, shorter than its header", bytes.len()))
-        });
-    }
-    if &bytes[..4] != MAGIC {
-        return Err(Refusal::Magic);
-    }
-    if bytes[4] != VERSION {
-        return Err(Refusal::Version { found: bytes[4] });
-    }
-    let meta_len = u64::from(u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]));
-    if meta_len > MAX_META_BYTES {
-        return Err(Refusal::TooLarge {
-            what: "its metadata".into(),
-            size: meta_len,
-            limit: MAX_META_BYTES,
-            setting: "fixed",
-        });
-    }
-    let mut r = Reader {
-        bytes,
-        at: HEADER_LEN,
-    };
-    let meta_bytes = r.take(meta_len, "the metadata")?;
-    let meta: Meta =
-        serde_json::from_slice(&meta_bytes).map_err(|e| Refusal::Meta(e.to_string()))?;
-
-    // The key fields inside the value must be the key asked for.
-    let found_digest = digest(&meta.digest, "digest")?;
-    if meta.registry != key.registry
-        || meta.repository != key.repository
-        || found_digest != key.digest
-        || meta.scope != key.scope
-        || meta.cosign != key.cosign
-    {
-        return Err(Refusal::Swapped {
-            found: describe(
-                &meta.registry,
-                &meta.repository,
-                &meta.digest,
-                meta.cosign,
-                &meta.scope,
-            ),
-            asked: describe(
-                &key.registry,
-                &key.repository,
-                &key.digest.to_string(),
-                key.cosign,
-                &key.scope,
-            ),
-        });
-    }
-    if meta.host.is_empty()
-        || meta.host.len() > MAX_HOST_LEN
-        || !meta
-            .host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-    {
-        return Err(Refusal::Meta(format!(
-            "registry host {:?} is not a host name",
-            meta.host
-        )));
-    }
-    if let Some(mt) = &meta.media_type
-        && (mt.len() > 255 || mt.chars().any(|c| c.is_control()))
-    {
-        return Err(Refusal::Meta("media type is not a media type".into()));
-    }
+    let (mut r, meta) = read_meta(bytes)?;
+    check_meta(&meta, key)?;
 
     // Size limits, as on a network read.
     let mut budget: u64 = 0;
@@ -432,76 +362,15 @@ pub fn decode(bytes: Bytes, key: &SharedKey, limits: &Limits) -> Result<Discover
 
     let mut evidence = Vec::with_capacity(meta.pieces.len());
     for (index, p) in meta.pieces.iter().enumerate() {
-        let bad = |reason: String| Refusal::Piece { index, reason };
-        if p.len > limits.max_blob_bytes {
-            return Err(Refusal::TooLarge {
-                what: format!("evidence piece {index}"),
-                size: p.len,
-                limit: limits.max_blob_bytes,
-                setting: "registries.limits.maxBlobBytes",
-            });
-        }
-        budget = budget.saturating_add(p.len);
-        if budget > limits.max_image_bytes {
-            return Err(Refusal::TooLarge {
-                what: "its evidence".into(),
-                size: budget,
-                limit: limits.max_image_bytes,
-                setting: "registries.limits.maxImageBytes",
-            });
-        }
-        let subject = digest(&p.subject, "subject")?;
-        if !subjects.contains(&subject) {
-            return Err(bad(format!(
-                "its subject {subject} is neither {} nor one of its platforms",
-                key.digest
-            )));
-        }
-        if !p.source.fits(p.content) {
-            return Err(bad(format!(
-                "{:?} content cannot come from a {:?} source",
-                p.content, p.source
-            )));
-        }
-        if !key.cosign && matches!(p.source, Source::CosignSig | Source::CosignAtt) {
-            return Err(bad(
-                "cosign-tag evidence in the entry of a discovery that did not search cosign tags"
-                    .into(),
-            ));
-        }
-        let layer = digest(&p.layer, "layer")?;
-        let manifest_digest = p
-            .manifest
-            .as_deref()
-            .map(|m| digest(m, "manifest"))
-            .transpose()?;
-        let blob = r.take(p.len, &format!("evidence piece {index}"))?;
-        if !layer.matches(&blob) {
-            return Err(bad(format!(
-                "its bytes hash to {}, not to its recorded layer digest {layer}",
-                Digest::compute(layer.algorithm(), &blob)
-            )));
-        }
-        let content = match p.content {
-            Content::Bundle => EvidenceContent::Bundle(blob),
-            Content::CosignSignature => EvidenceContent::CosignSignature {
-                payload: blob,
-                annotations: p.annotations.clone(),
-            },
-            Content::CosignAttestation => EvidenceContent::CosignAttestation {
-                envelope: blob,
-                annotations: p.annotations.clone(),
-            },
-        };
-        evidence.push(UnverifiedEvidence {
-            subject,
-            source: EvidenceSource {
-                kind: p.source.kind(),
-                manifest: manifest_digest,
-                layer: Some(layer),
-            },
-            content,
-        });
+        evidence.push(piece(
+            &mut r,
+            index,
+            p,
+            key,
+            &subjects,
+            limits,
+            &mut budget,
+        )?);
     }
     let trailing = r.bytes.len() - r.at;
     if trailing != 0 {
@@ -515,6 +384,173 @@ pub fn decode(bytes: Bytes, key: &SharedKey, limits: &Limits) -> Result<Discover
         notes,
         registry: meta.host,
         manifest,
+    })
+}
+
+/// The header and metadata of an entry, and a reader positioned after
+/// them.
+fn read_meta(bytes: Bytes) -> Result<(Reader, Meta), Refusal> {
+    if bytes.len() < HEADER_LEN {
+        return Err(if bytes.len() >= 4 && &bytes[..4] != MAGIC {
+            Refusal::Magic
+        } else {
+            Refusal::Truncated(format!("{} bytes, shorter than its header", bytes.len()))
+        });
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(Refusal::Magic);
+    }
+    if bytes[4] != VERSION {
+        return Err(Refusal::Version { found: bytes[4] });
+    }
+    let meta_len = u64::from(u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]));
+    if meta_len > MAX_META_BYTES {
+        return Err(Refusal::TooLarge {
+            what: "its metadata".into(),
+            size: meta_len,
+            limit: MAX_META_BYTES,
+            setting: "fixed",
+        });
+    }
+    let mut r = Reader {
+        bytes,
+        at: HEADER_LEN,
+    };
+    let meta_bytes = r.take(meta_len, "the metadata")?;
+    let meta: Meta =
+        serde_json::from_slice(&meta_bytes).map_err(|e| Refusal::Meta(e.to_string()))?;
+    Ok((r, meta))
+}
+
+/// The key fields inside the value must be the key asked for; the host and
+/// media type must look like what they claim to be.
+fn check_meta(meta: &Meta, key: &SharedKey) -> Result<(), Refusal> {
+    // The key fields inside the value must be the key asked for.
+    let found_digest = digest(&meta.digest, "digest")?;
+    if meta.registry != key.registry
+        || meta.repository != key.repository
+        || found_digest != key.digest
+        || meta.scope != key.scope
+        || meta.cosign != key.cosign
+    {
+        return Err(Refusal::Swapped {
+            found: describe(
+                &meta.registry,
+                &meta.repository,
+                &meta.digest,
+                meta.cosign,
+                &meta.scope,
+            ),
+            asked: describe(
+                &key.registry,
+                &key.repository,
+                &key.digest.to_string(),
+                key.cosign,
+                &key.scope,
+            ),
+        });
+    }
+    if meta.host.is_empty()
+        || meta.host.len() > MAX_HOST_LEN
+        || !meta
+            .host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(Refusal::Meta(format!(
+            "registry host {:?} is not a host name",
+            meta.host
+        )));
+    }
+    if let Some(mt) = &meta.media_type
+        && (mt.len() > 255 || mt.chars().any(|c| c.is_control()))
+    {
+        return Err(Refusal::Meta("media type is not a media type".into()));
+    }
+    Ok(())
+}
+
+/// One piece of evidence, with its bytes, checked against the limits (its
+/// size counted into `budget`), the subjects the entry may name, its
+/// source and its recorded layer digest.
+fn piece(
+    r: &mut Reader,
+    index: usize,
+    p: &PieceMeta,
+    key: &SharedKey,
+    subjects: &HashSet<&Digest>,
+    limits: &Limits,
+    budget: &mut u64,
+) -> Result<UnverifiedEvidence, Refusal> {
+    let bad = |reason: String| Refusal::Piece { index, reason };
+    if p.len > limits.max_blob_bytes {
+        return Err(Refusal::TooLarge {
+            what: format!("evidence piece {index}"),
+            size: p.len,
+            limit: limits.max_blob_bytes,
+            setting: "registries.limits.maxBlobBytes",
+        });
+    }
+    *budget = budget.saturating_add(p.len);
+    if *budget > limits.max_image_bytes {
+        return Err(Refusal::TooLarge {
+            what: "its evidence".into(),
+            size: *budget,
+            limit: limits.max_image_bytes,
+            setting: "registries.limits.maxImageBytes",
+        });
+    }
+    let subject = digest(&p.subject, "subject")?;
+    if !subjects.contains(&subject) {
+        return Err(bad(format!(
+            "its subject {subject} is neither {} nor one of its platforms",
+            key.digest
+        )));
+    }
+    if !p.source.fits(p.content) {
+        return Err(bad(format!(
+            "{:?} content cannot come from a {:?} source",
+            p.content, p.source
+        )));
+    }
+    if !key.cosign && matches!(p.source, Source::CosignSig | Source::CosignAtt) {
+        return Err(bad(
+            "cosign-tag evidence in the entry of a discovery that did not search cosign tags"
+                .into(),
+        ));
+    }
+    let layer = digest(&p.layer, "layer")?;
+    let manifest_digest = p
+        .manifest
+        .as_deref()
+        .map(|m| digest(m, "manifest"))
+        .transpose()?;
+    let blob = r.take(p.len, &format!("evidence piece {index}"))?;
+    if !layer.matches(&blob) {
+        return Err(bad(format!(
+            "its bytes hash to {}, not to its recorded layer digest {layer}",
+            Digest::compute(layer.algorithm(), &blob)
+        )));
+    }
+    let content = match p.content {
+        Content::Bundle => EvidenceContent::Bundle(blob),
+        Content::CosignSignature => EvidenceContent::CosignSignature {
+            payload: blob,
+            annotations: p.annotations.clone(),
+        },
+        Content::CosignAttestation => EvidenceContent::CosignAttestation {
+            envelope: blob,
+            annotations: p.annotations.clone(),
+        },
+    };
+    Ok(UnverifiedEvidence {
+        subject,
+        source: EvidenceSource {
+            kind: p.source.kind(),
+            manifest: manifest_digest,
+            layer: Some(layer),
+        },
+        content,
     })
 }
 
