@@ -205,165 +205,151 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("provgate");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        let verdicts = Family::<VerdictLabels, Counter>::default();
-        let decision_seconds =
-            Family::<EndpointLabels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
-        let verification_seconds = latency();
-        let registry_seconds = latency();
-        let policy_seconds = latency();
-        let registry_requests = Family::<RegistryLabels, Counter>::default();
-        let registry_circuit = Family::<RegistryHostLabels, Gauge>::default();
-        let registry_backoffs = Family::<BackoffLabels, Counter>::default();
-        let registry_shed = Family::<RegistryHostLabels, Counter>::default();
-        let cache = Family::<CacheLabels, Counter>::default();
-        let degraded = Family::<DegradedLabels, Counter>::default();
-        let reloads = Family::<ResultLabels, Counter>::default();
-        let workloads = Family::<ComplianceLabels, Gauge>::default();
-        let would_deny = Family::<ComplianceLabels, Gauge>::default();
-        let cache_bytes = Family::<CacheNameLabels, Gauge>::default();
-        let cache_entries = Family::<CacheNameLabels, Gauge>::default();
-        let report_leader = Gauge::default();
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::with_prefix("provgate")),
+            requests: Family::<RequestLabels, Counter>::default(),
+            decisions: Family::<DecisionLabels, Counter>::default(),
+            verdicts: Family::<VerdictLabels, Counter>::default(),
+            decision_seconds: Family::<EndpointLabels, Histogram>::new_with_constructor(
+                latency as fn() -> Histogram,
+            ),
+            verification_seconds: latency(),
+            registry_seconds: latency(),
+            policy_seconds: latency(),
+            registry_requests: Family::<RegistryLabels, Counter>::default(),
+            registry_circuit: Family::<RegistryHostLabels, Gauge>::default(),
+            registry_backoffs: Family::<BackoffLabels, Counter>::default(),
+            registry_shed: Family::<RegistryHostLabels, Counter>::default(),
+            cache: Family::<CacheLabels, Counter>::default(),
+            degraded: Family::<DegradedLabels, Counter>::default(),
+            reloads: Family::<ResultLabels, Counter>::default(),
+            workloads: Family::<ComplianceLabels, Gauge>::default(),
+            would_deny: Family::<ComplianceLabels, Gauge>::default(),
+            cache_bytes: Family::<CacheNameLabels, Gauge>::default(),
+            cache_entries: Family::<CacheNameLabels, Gauge>::default(),
+            shared_cache: Family::<SharedCacheLabels, Counter>::default(),
+            shared_cache_seconds: latency(),
+            shared_cache_circuit: Gauge::default(),
+            report_leader: Gauge::default(),
+        };
+        if let Ok(mut registry) = metrics.registry.lock() {
+            metrics.register(&mut registry);
+        }
+        metrics
+    }
+
+    /// Registers every metric, with its help text.
+    fn register(&self, registry: &mut Registry) {
         registry.register(
             "report_leader",
             "1 on the replica that runs the continuous report (watches workloads, sets provgate_workloads, writes PolicyReports), else 0",
-            report_leader.clone(),
+            self.report_leader.clone(),
         );
         registry.register(
             "cache_bytes",
             "Bytes held by a cache (the verified-evidence cache is bounded by caches.evidenceBytes)",
-            cache_bytes.clone(),
+            self.cache_bytes.clone(),
         );
         registry.register(
             "cache_entries",
             "Entries held by a cache",
-            cache_entries.clone(),
+            self.cache_entries.clone(),
         );
-        let shared_cache = Family::<SharedCacheLabels, Counter>::default();
-        let shared_cache_seconds = latency();
-        let shared_cache_circuit = Gauge::default();
         registry.register(
             "requests",
             "Requests by endpoint and result",
-            requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
             "decisions",
             "Image decisions by source, namespace and outcome",
-            decisions.clone(),
+            self.decisions.clone(),
         );
         registry.register(
             "contract_verdicts",
             "Contract verdicts by contract, verdict and effective mode",
-            verdicts.clone(),
+            self.verdicts.clone(),
         );
         registry.register(
             "decision_duration_seconds",
             "Time to answer a request",
-            decision_seconds.clone(),
+            self.decision_seconds.clone(),
         );
         registry.register(
             "verification_duration_seconds",
             "Time to verify one piece of evidence",
-            verification_seconds.clone(),
+            self.verification_seconds.clone(),
         );
         registry.register(
             "registry_duration_seconds",
             "Time to discover one image's evidence (cold)",
-            registry_seconds.clone(),
+            self.registry_seconds.clone(),
         );
         registry.register(
             "policy_duration_seconds",
             "Time to evaluate one contract",
-            policy_seconds.clone(),
+            self.policy_seconds.clone(),
         );
         registry.register(
             "registry_requests",
             "Registry requests by registry, kind and status",
-            registry_requests.clone(),
+            self.registry_requests.clone(),
         );
         registry.register(
             "registry_circuit_state",
             "Each registry host's circuit: 0 closed, 1 half-open (one probe allowed), 2 open (backing off)",
-            registry_circuit.clone(),
+            self.registry_circuit.clone(),
         );
         registry.register(
             "registry_backoffs",
             "Back-offs begun towards a registry host, by cause (429, 5xx, timeout, connect)",
-            registry_backoffs.clone(),
+            self.registry_backoffs.clone(),
         );
         registry.register(
             "registry_shed_requests",
             "Registry requests not sent because the host was backing off",
-            registry_shed.clone(),
+            self.registry_shed.clone(),
         );
         registry.register(
             "cache_requests",
             "Cache lookups by cache and result",
-            cache.clone(),
+            self.cache.clone(),
         );
         registry.register(
             "degraded_decisions",
             "Decisions served degraded (last-known-good or warn) on registry failure",
-            degraded.clone(),
+            self.degraded.clone(),
         );
         registry.register(
             "config_reloads",
             "Configuration and contract reloads by result",
-            reloads.clone(),
+            self.reloads.clone(),
         );
         registry.register(
             "workloads",
             "Running workloads by namespace, team and compliance",
-            workloads.clone(),
+            self.workloads.clone(),
         );
         registry.register(
             "workloads_would_deny",
             "Running workloads whose images admission would now deny",
-            would_deny.clone(),
+            self.would_deny.clone(),
         );
         registry.register(
             "shared_cache_requests",
             "Shared-tier (Redis) evidence lookups by result",
-            shared_cache.clone(),
+            self.shared_cache.clone(),
         );
         registry.register(
             "shared_cache_duration_seconds",
             "Time of one shared-tier (Redis) command",
-            shared_cache_seconds.clone(),
+            self.shared_cache_seconds.clone(),
         );
         registry.register(
             "shared_cache_circuit_open",
             "1 while the shared tier is skipped after a Redis failure",
-            shared_cache_circuit.clone(),
+            self.shared_cache_circuit.clone(),
         );
-        Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            decisions,
-            verdicts,
-            decision_seconds,
-            verification_seconds,
-            registry_seconds,
-            policy_seconds,
-            registry_requests,
-            registry_circuit,
-            registry_backoffs,
-            registry_shed,
-            cache,
-            degraded,
-            reloads,
-            workloads,
-            would_deny,
-            cache_bytes,
-            cache_entries,
-            shared_cache,
-            shared_cache_seconds,
-            shared_cache_circuit,
-            report_leader,
-        }
     }
 
     /// The OpenMetrics text exposition.
