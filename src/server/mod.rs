@@ -162,33 +162,7 @@ pub async fn start_with_clock(
     let engine = Arc::new(Engine::new(config, metrics.clone(), clock));
     let ready = Arc::new(AtomicBool::new(false));
 
-    let (cert, key, dev_ca) = match &spec.tls {
-        Some(t) => {
-            let base = opts
-                .config
-                .as_deref()
-                .and_then(|p| p.parent())
-                .unwrap_or(std::path::Path::new("."));
-            let abs = |p: &std::path::Path| {
-                if p.is_absolute() {
-                    p.to_owned()
-                } else {
-                    base.join(p)
-                }
-            };
-            (abs(&t.cert_file), abs(&t.key_file), None)
-        }
-        None => {
-            let files = crate::certs::generate(&crate::certs::dev_names(), &opts.dev_cert_dir)
-                .map_err(|e| ServeError::Tls(e.to_string()))?;
-            tracing::warn!(
-                cert = %files.cert.display(),
-                ca = %files.ca.display(),
-                "no server.tls configured: serving a generated development certificate; trust its CA"
-            );
-            (files.cert, files.key, Some(files.ca))
-        }
-    };
+    let (cert, key, dev_ca) = certificate_files(&opts, spec.tls.as_ref())?;
     let rustls_config = tls::load(&cert, &key).await?;
 
     let mut state = AppState::new(engine.clone(), Arc::new(log), ready.clone());
@@ -217,19 +191,7 @@ pub async fn start_with_clock(
     let router = app(state.clone(), opts.noop_endpoint);
 
     let listen = opts.listen.clone().unwrap_or(spec.listen.clone());
-    let addr: SocketAddr = listen.parse().map_err(|e| ServeError::Bind {
-        addr: listen.clone(),
-        reason: format!("{e}"),
-    })?;
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| ServeError::Bind {
-        addr: listen.clone(),
-        reason: e.to_string(),
-    })?;
-    let _ = std_listener.set_nonblocking(true);
-    let addr = std_listener.local_addr().map_err(|e| ServeError::Bind {
-        addr: listen.clone(),
-        reason: e.to_string(),
-    })?;
+    let (std_listener, addr) = bind(&listen)?;
     let handle: Handle<SocketAddr> = Handle::new();
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config.clone())
         .handshake_timeout(Duration::from_secs(10));
@@ -251,32 +213,13 @@ pub async fn start_with_clock(
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { server.serve(service).await });
 
-    let mut metrics_handle = None;
-    let mut metrics_addr = None;
-    if let Some(m) = &spec.metrics_listen {
-        let maddr: SocketAddr = m.parse().map_err(|e| ServeError::Bind {
-            addr: m.clone(),
-            reason: format!("{e}"),
-        })?;
-        let l = std::net::TcpListener::bind(maddr).map_err(|e| ServeError::Bind {
-            addr: m.clone(),
-            reason: e.to_string(),
-        })?;
-        let _ = l.set_nonblocking(true);
-        metrics_addr = l.local_addr().ok();
-        let h: Handle<SocketAddr> = Handle::new();
-        let srv = axum_server::from_tcp(l)
-            .map_err(|e| ServeError::Bind {
-                addr: m.clone(),
-                reason: e.to_string(),
-            })?
-            .handle(h.clone());
-        let mapp = metrics_app(state.clone());
-        tokio::spawn(async move {
-            let _ = srv.serve(mapp.into_make_service()).await;
-        });
-        metrics_handle = Some(h);
-    }
+    let (metrics_handle, metrics_addr) = match &spec.metrics_listen {
+        Some(m) => {
+            let (h, a) = serve_metrics(m, state.clone())?;
+            (Some(h), Some(a))
+        }
+        None => (None, None),
+    };
 
     tasks.push(tls::watch(
         rustls_config,
@@ -294,6 +237,96 @@ pub async fn start_with_clock(
         Some(m) => tracing::info!(%addr, metrics = %m, "provgate is serving"),
         None => tracing::info!(%addr, metrics = "off", "provgate is serving"),
     }
+    warn_about_config(&engine);
+    Ok(Running {
+        addr,
+        metrics_addr,
+        engine,
+        live_report: state_live,
+        dev_ca,
+        handle,
+        metrics_handle,
+        ready,
+        grace: spec.shutdown_grace.0,
+        tasks,
+        server,
+    })
+}
+
+/// The server's certificate and key: `server.tls`'s files (relative to the
+/// configuration file), or a generated development certificate, whose CA
+/// comes third.
+fn certificate_files(
+    opts: &ServeOptions,
+    tls: Option<&crate::config::TlsSpec>,
+) -> Result<(PathBuf, PathBuf, Option<PathBuf>), ServeError> {
+    Ok(match tls {
+        Some(t) => {
+            let base = opts
+                .config
+                .as_deref()
+                .and_then(|p| p.parent())
+                .unwrap_or(std::path::Path::new("."));
+            let abs = |p: &std::path::Path| {
+                if p.is_absolute() {
+                    p.to_owned()
+                } else {
+                    base.join(p)
+                }
+            };
+            (abs(&t.cert_file), abs(&t.key_file), None)
+        }
+        None => {
+            let files = crate::certs::generate(&crate::certs::dev_names(), &opts.dev_cert_dir)
+                .map_err(|e| ServeError::Tls(e.to_string()))?;
+            tracing::warn!(
+                cert = %files.cert.display(),
+                ca = %files.ca.display(),
+                "no server.tls configured: serving a generated development certificate; trust its CA"
+            );
+            (files.cert, files.key, Some(files.ca))
+        }
+    })
+}
+
+/// A listener on `listen` (`host:port`; port 0 picks one), and the address
+/// it got.
+fn bind(listen: &str) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let failed = |reason: String| ServeError::Bind {
+        addr: listen.to_owned(),
+        reason,
+    };
+    let addr: SocketAddr = listen.parse().map_err(|e| failed(format!("{e}")))?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| failed(e.to_string()))?;
+    let _ = listener.set_nonblocking(true);
+    let addr = listener.local_addr().map_err(|e| failed(e.to_string()))?;
+    Ok((listener, addr))
+}
+
+/// Serves `/metrics` over plain HTTP on `listen`.
+fn serve_metrics(
+    listen: &str,
+    state: AppState,
+) -> Result<(Handle<SocketAddr>, SocketAddr), ServeError> {
+    let (l, addr) = bind(listen)?;
+    let h: Handle<SocketAddr> = Handle::new();
+    let srv = axum_server::from_tcp(l)
+        .map_err(|e| ServeError::Bind {
+            addr: listen.to_owned(),
+            reason: e.to_string(),
+        })?
+        .handle(h.clone());
+    let mapp = metrics_app(state);
+    tokio::spawn(async move {
+        let _ = srv.serve(mapp.into_make_service()).await;
+    });
+    Ok((h, addr))
+}
+
+/// Warns at start about a configuration that works but is probably not
+/// what the operator wants: a gate nobody can call, world-trusting
+/// authorities.
+fn warn_about_config(engine: &Engine) {
     let gate = &engine.runtime().config.spec.gate;
     if gate.tokens.is_empty() && gate.oidc.is_empty() {
         tracing::warn!(
@@ -311,19 +344,6 @@ pub async fn start_with_clock(
             w.mode.as_str()
         );
     }
-    Ok(Running {
-        addr,
-        metrics_addr,
-        engine,
-        live_report: state_live,
-        dev_ca,
-        handle,
-        metrics_handle,
-        ready,
-        grace: spec.shutdown_grace.0,
-        tasks,
-        server,
-    })
 }
 
 /// Runs until SIGTERM or SIGINT, then drains.
