@@ -61,30 +61,7 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
     // Usage first: who may have signed, before any file is read.
     let keyless = keyless_authority(&args)?;
-    let mut trust = TrustStore::builder();
-    if !args.no_public_good {
-        trust = trust.public_good().github();
-    }
-    for (i, spec) in args.trusted_roots.iter().enumerate() {
-        let (name, path) = match spec.split_once('=') {
-            Some((n, p)) => (n.to_owned(), p.to_owned()),
-            None => (format!("root-{}", i + 1), spec.clone()),
-        };
-        trust = trust
-            .root_file(&name, std::path::Path::new(&path))
-            .map_err(|e| CliError::new("loading --trusted-root", e))?;
-    }
-    for path in &args.keys {
-        let pem =
-            String::from_utf8(read_file(path)?).map_err(|e| CliError::new("reading --key", e))?;
-        let name = path.display().to_string();
-        trust = trust
-            .key_pem(&name, &pem)
-            .map_err(|e| CliError::new("loading --key", e))?;
-    }
-    let trust = trust
-        .build()
-        .map_err(|e| CliError::new("loading trust material", e))?;
+    let trust = trust_store(&args)?;
 
     let authorities: Vec<Authority> = keyless
         .into_iter()
@@ -186,6 +163,36 @@ pub fn run(args: VerifyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Denied
     })
+}
+
+/// The trust material of the command line: the public-good and GitHub
+/// roots (unless `--no-public-good`), each `--trusted-root` and each
+/// `--key`.
+fn trust_store(args: &VerifyArgs) -> Result<TrustStore, CliError> {
+    let mut trust = TrustStore::builder();
+    if !args.no_public_good {
+        trust = trust.public_good().github();
+    }
+    for (i, spec) in args.trusted_roots.iter().enumerate() {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) => (n.to_owned(), p.to_owned()),
+            None => (format!("root-{}", i + 1), spec.clone()),
+        };
+        trust = trust
+            .root_file(&name, std::path::Path::new(&path))
+            .map_err(|e| CliError::new("loading --trusted-root", e))?;
+    }
+    for path in &args.keys {
+        let pem =
+            String::from_utf8(read_file(path)?).map_err(|e| CliError::new("reading --key", e))?;
+        let name = path.display().to_string();
+        trust = trust
+            .key_pem(&name, &pem)
+            .map_err(|e| CliError::new("loading --key", e))?;
+    }
+    trust
+        .build()
+        .map_err(|e| CliError::new("loading trust material", e))
 }
 
 /// The keyless authority of the command line: an identity and an issuer,
