@@ -14,8 +14,7 @@
 //! - the registry layer and the policy layer know nothing of each other,
 //!   and the HTTP-facing modules reach the registry only through the engine;
 //! - no file over [`MAX_FILE_LINES`] lines and no function over
-//!   [`MAX_FN_LINES`], except the debt recorded in `tests/it/oversized.txt`,
-//!   which may shrink but not grow.
+//!   [`MAX_FN_LINES`] (unit tests in a file of their own count as a file).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -543,84 +542,16 @@ fn oversized_now() -> BTreeMap<Oversized, usize> {
     out
 }
 
-/// `tests/it/oversized.txt`: `file <path> <lines>` and `fn <path> <name>
-/// <lines>` lines; `#` starts a comment.
-fn oversized_recorded() -> BTreeMap<Oversized, usize> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/oversized.txt");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut out = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        fn bad(n: usize, line: &str) -> ! {
-            panic!("oversized.txt:{}: cannot read {line:?}", n + 1)
-        }
-        // A function's name may hold spaces (`<T as Trait>::f`): it is
-        // everything between the file and the count.
-        let (key, lines) = match words.as_slice() {
-            ["file", file, lines] => (
-                Oversized::File {
-                    file: (*file).into(),
-                },
-                *lines,
-            ),
-            ["fn", file, name @ .., lines] if !name.is_empty() => (
-                Oversized::Fn {
-                    file: (*file).into(),
-                    name: name.join(" "),
-                },
-                *lines,
-            ),
-            _ => bad(n, line),
-        };
-        let lines: usize = lines.parse().unwrap_or_else(|_| bad(n, line));
-        out.insert(key, lines);
-    }
-    out
-}
-
 fn render(items: &BTreeMap<Oversized, usize>) -> String {
     items.iter().map(|(k, n)| format!("{k} {n}\n")).collect()
 }
 
 #[test]
-fn no_file_or_function_outgrows_its_limit_or_the_recorded_debt() {
+fn no_file_or_function_outgrows_its_limit() {
     let now = oversized_now();
-    let recorded = oversized_recorded();
-    let mut problems = String::new();
-    for (item, lines) in &now {
-        match recorded.get(item) {
-            None => {
-                let _ = writeln!(
-                    problems,
-                    "{item} has {lines} lines, over the limit ({MAX_FILE_LINES} per file, \
-                     {MAX_FN_LINES} per fn): split it"
-                );
-            }
-            Some(limit) if lines > limit => {
-                let _ = writeln!(
-                    problems,
-                    "{item} grew to {lines} lines; oversized.txt allows {limit}: split it"
-                );
-            }
-            Some(_) => {}
-        }
-    }
-    for item in recorded.keys() {
-        if !now.contains_key(item) {
-            let _ = writeln!(
-                problems,
-                "{item} is within the limit now (or gone): remove it from oversized.txt"
-            );
-        }
-    }
     assert!(
-        problems.is_empty(),
-        "{problems}\nWhat is over the limits now:\n{}",
+        now.is_empty(),
+        "over the limits ({MAX_FILE_LINES} lines per file, {MAX_FN_LINES} per fn): split them\n{}",
         render(&now)
     );
 }
