@@ -16,7 +16,8 @@
 //!       → verify                                   (Sigstore, trusted signers)
 //!       → policy                                   (contracts' Rego)
 //!   → engine::decision                             (one ImageDecision per image)
-//!   → admission / wire / decisionlog               (AdmissionReview, gate JSON, log)
+//!   → respond                                      (gate JSON, decision log)
+//!   → admission::response                          (the AdmissionReview answer)
 //! ```
 //!
 //! Imports point down that pipeline only: `tests/it/layers.rs` fails on an
@@ -26,8 +27,8 @@
 //! units in [`units`]); [`digest`], [`clock`], [`request`], [`metrics`],
 //! [`platform`] and [`shared`] (the Redis evidence tier) serve the stages;
 //! [`gate`] holds the CI gate's caller authentication and VSA signing;
-//! [`report`] judges what already runs, through the engine; [`certs`] makes
-//! development TLS certificates.
+//! [`report`] judges what already runs, through the engine; the server makes
+//! development TLS certificates ([`server::dev_certs`]).
 //!
 //! The binary (`src/main.rs`) only dispatches subcommands to [`cli`]; all
 //! logic lives here so that tests and benchmarks use it directly.
@@ -43,11 +44,9 @@
 
 pub mod admission;
 pub mod bind;
-pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod decisionlog;
 pub mod digest;
 pub mod engine;
 #[doc(hidden)]
@@ -59,8 +58,8 @@ pub mod platform;
 pub mod policy;
 pub mod report;
 pub mod request;
+pub mod respond;
 pub mod server;
 pub mod shared;
 pub mod units;
 pub mod verify;
-pub mod wire;

@@ -34,7 +34,7 @@ pub struct GenerateArgs {
 pub fn run(cmd: CertsCommand) -> Result<Exit, CliError> {
     match cmd {
         CertsCommand::Generate(a) => {
-            let files = crate::certs::generate_new(&a.names, &a.out, a.force)
+            let files = crate::server::dev_certs::generate_new(&a.names, &a.out, a.force)
                 .map_err(|e| CliError::new("provgate certs generate", e))?;
             outln!("CA certificate (caBundle): {}", files.ca.display());
             outln!("serving certificate:       {}", files.cert.display());

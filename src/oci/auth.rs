@@ -224,7 +224,7 @@ impl AuthEntry {
 }
 
 /// Normalises a Docker config key (`https://index.docker.io/v1/`,
-/// `ghcr.io`, `http://host:5000/path`) to a host[:port].
+/// `ghcr.io`, `http://host:5000/path`) to a `host[:port]`.
 pub fn normalise_host(key: &str) -> String {
     let k = key.trim();
     let k = k

@@ -35,7 +35,7 @@ use crate::admission::images::{ObjectImage, images_of};
 use crate::engine::decision::{Outcome, Verdict};
 use crate::engine::{DecisionRequest, Engine, ImageUse, Runtime};
 use crate::policy::RequestContext;
-use crate::wire::ImageReport;
+use crate::respond::json::ImageReport;
 
 use crate::config::scope::InScope;
 

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Report, WorkloadReport};
 use crate::engine::decision::Outcome;
-use crate::wire::{ContractReport, ImageReport};
+use crate::respond::json::{ContractReport, ImageReport};
 
 /// `apiVersion` of the objects.
 pub const API_VERSION: &str = "wgpolicyk8s.io/v1alpha2";

@@ -1,6 +1,6 @@
 use super::*;
 use crate::report::{Counts, Summary};
-use crate::wire::{ErrorReport, ExemptionReport};
+use crate::respond::json::{ErrorReport, ExemptionReport};
 
 fn contract(name: &str, verdict: &str) -> ContractReport {
     ContractReport {
@@ -140,7 +140,7 @@ fn image_errors_unmatched_and_unreadable_objects_have_results() {
     let mut broken = image(Outcome::Deny, Vec::new());
     broken.error = Some(ErrorReport {
         class: "transient".into(),
-        kind: crate::wire::ErrorKind::Operational,
+        kind: crate::respond::json::ErrorKind::Operational,
         message: "registry unreachable".into(),
     });
     let mut unmatched = image(Outcome::Warn, Vec::new());

@@ -12,6 +12,7 @@
 //! is compiled in full and swapped in, or rejected with an error log and a
 //! metric while the old one keeps serving.
 
+pub mod dev_certs;
 mod reload;
 mod routes;
 mod tls;
@@ -27,9 +28,9 @@ use axum_server::Handle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
-use crate::decisionlog::DecisionLog;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::respond::decision_log::DecisionLog;
 
 pub use routes::{AppState, Gate, app, metrics_app};
 
@@ -277,8 +278,11 @@ fn certificate_files(
             (abs(&t.cert_file), abs(&t.key_file), None)
         }
         None => {
-            let files = crate::certs::generate(&crate::certs::dev_names(), &opts.dev_cert_dir)
-                .map_err(|e| ServeError::Tls(e.to_string()))?;
+            let files = crate::server::dev_certs::generate(
+                &crate::server::dev_certs::dev_names(),
+                &opts.dev_cert_dir,
+            )
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
             tracing::warn!(
                 cert = %files.cert.display(),
                 ca = %files.ca.display(),

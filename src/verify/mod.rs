@@ -38,10 +38,10 @@
 //! roots and keys, `identity` defines authorities, `verified` the sealed
 //! result, and `error` the one error type with a variant per check.
 
+mod authority;
 mod binding;
 mod bundle;
 mod error;
-mod identity;
 mod legacy;
 mod sigstore;
 mod statement;
@@ -55,11 +55,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sigstore_types::{Artifact, SignatureContent};
 
-pub use error::{KeyFailure, VerifyError};
-pub use identity::{
+pub use authority::{
     Authority, AuthorityKind, CLAIMS, IdentityError, KeylessIdentity, Matcher, MatcherSpec,
     NotAdmitted, check_claim_name,
 };
+pub use error::{KeyFailure, VerifyError};
 pub use legacy::{DSSE_ENVELOPE, SIMPLE_SIGNING};
 pub use statement::{STATEMENT_V01, STATEMENT_V1, Statement, StatementError, Subject};
 pub use times::{MAX_FUTURE_SKEW, TimeKind};

@@ -67,7 +67,7 @@ pub struct KeylessSigner {
     pub issuer: String,
     /// Certificate subject (SAN URI or e-mail).
     pub subject: String,
-    /// Fulcio CI claims by name (see [`super::identity::CLAIMS`]).
+    /// Fulcio CI claims by name (see [`super::authority::CLAIMS`]).
     #[serde(rename = "extensions")]
     pub claims: BTreeMap<String, String>,
     /// The name of the trusted root the certificate chains to.

@@ -1570,7 +1570,7 @@ fn external(kind: &str, name: &str) -> BTreeMap<String, Vec<u8>> {
         }
         ("Secret", "redis-tls") => {
             let dir = tempfile::tempdir().unwrap();
-            provgate::certs::generate(&["redis.cache.svc".into()], dir.path()).unwrap();
+            provgate::server::dev_certs::generate(&["redis.cache.svc".into()], dir.path()).unwrap();
             m.insert(
                 "ca.crt".into(),
                 std::fs::read(dir.path().join("ca.crt")).unwrap(),

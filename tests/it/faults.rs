@@ -302,7 +302,8 @@ fn a_certificate_rotated_while_requests_flow_is_served_without_errors() {
     let body = deploy(&img.tagged, "rotate");
     // Rotate to a certificate from another CA while reviews flow.
     let staging = s.dir.path().join("certs-b");
-    provgate::certs::generate(&["localhost".into(), "127.0.0.1".into()], &staging).unwrap();
+    provgate::server::dev_certs::generate(&["localhost".into(), "127.0.0.1".into()], &staging)
+        .unwrap();
     let ca_b = std::fs::read(staging.join("ca.crt")).unwrap();
     let mut both = ca_a.clone();
     both.extend_from_slice(&ca_b);

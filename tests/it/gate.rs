@@ -604,7 +604,7 @@ struct JwksServer {
 
 fn jwks_server(dir: &std::path::Path) -> JwksServer {
     let certs = dir.join("jwks-certs");
-    provgate::certs::generate(&["127.0.0.1".into()], &certs).unwrap();
+    provgate::server::dev_certs::generate(&["127.0.0.1".into()], &certs).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

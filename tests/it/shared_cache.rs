@@ -581,7 +581,8 @@ fn shared_cache_over_tls_with_its_own_ca() {
             move |dir| {
                 std::fs::copy(&ca_src, dir.join("redis-ca.crt")).unwrap();
                 // Another CA: the server's own (written by the helper).
-                provgate::certs::generate(&["other.test".into()], &dir.join("other")).unwrap();
+                provgate::server::dev_certs::generate(&["other.test".into()], &dir.join("other"))
+                    .unwrap();
             },
         )
     };

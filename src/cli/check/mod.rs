@@ -4,7 +4,7 @@
 //! Without `--server` the local engine runs with `--config` (or the
 //! embedded defaults); with it, the gate does, authenticated by a static
 //! token or a CI OIDC token taken from an environment variable. Both print
-//! the same table, or the same JSON ([`crate::wire::GateResponse`]), and
+//! the same table, or the same JSON ([`crate::respond::json::GateResponse`]), and
 //! exit with the code of [`EXIT_CODES`]: the CLI classifies the images
 //! itself ([`ImageReport::classify`]), so the code never depends on the
 //! gate's version.
@@ -29,7 +29,7 @@ pub(crate) use render::color_for;
 use render::unverified_lines;
 pub use render::{Style, markdown, render, table};
 
-use crate::wire::{GateResponse, ImageReport, ImageStatus, exit_code_with};
+use crate::respond::json::{GateResponse, ImageReport, ImageStatus, exit_code_with};
 
 /// The exit codes of `provgate check`, for `check --help`.
 pub const EXIT_CODES: &str = "\

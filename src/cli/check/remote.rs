@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{CheckArgs, gate_token};
 use crate::cli::CliError;
-use crate::wire::{GateContext, GateRequest, GateResponse};
+use crate::respond::json::{GateContext, GateRequest, GateResponse};
 
 pub(super) async fn remote(
     args: &CheckArgs,
@@ -50,7 +50,7 @@ pub(super) async fn remote(
         .map_err(|e| CliError::new("building the HTTP client", e))?;
     let url = format!("{}/v1/gate", server.trim_end_matches('/'));
     let request = GateRequest {
-        api_version: Some(crate::wire::GATE_V1.into()),
+        api_version: Some(crate::respond::json::GATE_V1.into()),
         images: args.images.clone(),
         context: GateContext {
             namespace: args.namespace.clone(),

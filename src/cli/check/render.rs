@@ -3,7 +3,7 @@
 
 use crate::engine::decision::Outcome;
 use crate::policy::Violation;
-use crate::wire::{ContractReport, GateResponse, ImageReport, ImageStatus};
+use crate::respond::json::{ContractReport, GateResponse, ImageReport, ImageStatus};
 
 /// Whether to colour output for `stream`: a terminal, and neither
 /// `NO_COLOR` nor `TERM=dumb` (anstream's rules, which also honour

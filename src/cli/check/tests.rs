@@ -2,7 +2,7 @@ use super::remote::certificate_hint;
 use super::*;
 use crate::engine::decision::Outcome;
 use crate::policy::Violation;
-use crate::wire::{ContractReport, ErrorKind, ErrorReport, EvidenceReport, IgnoredReport};
+use crate::respond::json::{ContractReport, ErrorKind, ErrorReport, EvidenceReport, IgnoredReport};
 
 fn image(outcome: Outcome) -> ImageReport {
     ImageReport {

@@ -10,7 +10,7 @@
 //!   outage ([`Trip`]: 429, 5xx, a request timeout, a refused or dropped
 //!   connection) opens it.
 //! - **open** until the back-off ends: requests fail at once with
-//!   [`RegistryErrorKind::BackingOff`](super::RegistryErrorKind::BackingOff),
+//!   [`RegistryErrorKind::BackingOff`],
 //!   a transient error, without touching the network. The back-off is the
 //!   registry's `Retry-After` (seconds or an HTTP date) when it sent one,
 //!   capped at [`BackoffPolicy::max`]; otherwise an exponential back-off

@@ -108,7 +108,7 @@ pub struct TransportError {
 }
 
 impl Transport {
-    /// A transport to `host` (host[:port]) with these options and the
+    /// A transport to `host` (`host[:port]`) with these options and the
     /// credential for it from the credentials set named `credentials_set`
     /// (empty: no set applies).
     pub fn new(
@@ -172,7 +172,7 @@ impl Transport {
         self
     }
 
-    /// The host[:port].
+    /// The `host[:port]`.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -441,7 +441,7 @@ fn describe(kind: RequestKind, path: &str) -> String {
     format!("{} {path}", kind.as_str())
 }
 
-/// host[:port] of a URL, with the port only when it is not the default.
+/// `host[:port]` of a URL, with the port only when it is not the default.
 pub fn host_port(url: &reqwest::Url) -> String {
     let host = url.host_str().unwrap_or_default();
     match url.port() {

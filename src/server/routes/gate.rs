@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::{AppState, gate_deadline_of};
-use crate::decisionlog::DecisionRecord;
 use crate::engine::decision::{ImageDecision, Outcome};
 use crate::engine::{DecisionRequest, Engine, ImageUse};
 use crate::gate::auth::{self, JwksCache, RateLimiter};
@@ -25,7 +24,8 @@ use crate::gate::vsa::{PolicyEntry, VsaSigner};
 use crate::gate::{GateSettings, GateSpec};
 use crate::metrics::{EndpointLabels, RequestLabels, observe};
 use crate::policy::RequestContext;
-use crate::wire::{GateRequest, GateResponse, ImageReport};
+use crate::respond::decision_log::DecisionRecord;
+use crate::respond::json::{GateRequest, GateResponse, ImageReport};
 
 /// The gate's state that outlives configuration reloads.
 #[derive(Debug)]
@@ -218,11 +218,14 @@ async fn read_request(
         )
     })?;
     if let Some(v) = &request.api_version
-        && v != crate::wire::GATE_V1
+        && v != crate::respond::json::GATE_V1
     {
         return Err(invalid(
             StatusCode::BAD_REQUEST,
-            &format!("unsupported apiVersion {v:?}; use {}", crate::wire::GATE_V1),
+            &format!(
+                "unsupported apiVersion {v:?}; use {}",
+                crate::respond::json::GATE_V1
+            ),
         ));
     }
     if request.images.is_empty() {
@@ -333,7 +336,7 @@ fn sign_vsas(
     now: jiff::Timestamp,
 ) {
     for (d, r) in decisions.iter().zip(reports.iter_mut()) {
-        if d.outcome == Outcome::Deny || r.status != crate::wire::ImageStatus::Allowed {
+        if d.outcome == Outcome::Deny || r.status != crate::respond::json::ImageStatus::Allowed {
             continue;
         }
         let (Some(digest), Some(reference)) = (&d.digest, &d.reference) else {

@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::admission::{self, Deadline, Endpoint};
-use crate::decisionlog::{DecisionLog, DecisionRecord};
 use crate::engine::Engine;
 use crate::metrics::{EndpointLabels, RequestLabels, observe};
+use crate::respond::decision_log::{DecisionLog, DecisionRecord};
 pub use gate::Gate;
 
 /// Shared state of the handlers.

@@ -40,7 +40,11 @@ impl RedisServer {
     /// from a CA of its own (written to `ca_out`).
     pub fn start_tls(ca_out: &std::path::Path) -> RedisServer {
         let certs = tempfile::tempdir().unwrap();
-        provgate::certs::generate(&["127.0.0.1".into(), "localhost".into()], certs.path()).unwrap();
+        provgate::server::dev_certs::generate(
+            &["127.0.0.1".into(), "localhost".into()],
+            certs.path(),
+        )
+        .unwrap();
         std::fs::copy(certs.path().join("ca.crt"), ca_out).unwrap();
         let p = |f: &str| certs.path().join(f).to_str().unwrap().to_owned();
         let (crt, key, ca) = (p("tls.crt"), p("tls.key"), p("ca.crt"));

@@ -49,7 +49,8 @@ pub fn write_config(dir: &Path, registry: &str, caches: &str) -> PathBuf {
     kit_docker_config(dir, &[registry.to_owned()]);
     let certs = dir.join("certs");
     if !certs.join("tls.crt").exists() {
-        provgate::certs::generate(&["localhost".into(), "127.0.0.1".into()], &certs).unwrap();
+        provgate::server::dev_certs::generate(&["localhost".into(), "127.0.0.1".into()], &certs)
+            .unwrap();
     }
     let config = format!(
         r#"server:

@@ -158,7 +158,8 @@ impl Server {
         let registry = setup.registry.clone().unwrap_or_else(|| k.registry());
         let creds = kit_docker_config(dir.path(), &[registry.clone(), k.registry()]);
         let certs = dir.path().join("certs");
-        provgate::certs::generate(&["localhost".into(), "127.0.0.1".into()], &certs).unwrap();
+        provgate::server::dev_certs::generate(&["localhost".into(), "127.0.0.1".into()], &certs)
+            .unwrap();
         let config = format!(
             r#"server:
   listen: 127.0.0.1:0
