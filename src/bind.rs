@@ -399,7 +399,7 @@ mod tests {
 
     fn ctx(ns: &str) -> RequestContext {
         RequestContext {
-            source: "test".into(),
+            source: crate::policy::Source::Cli,
             namespace: Some(ns.into()),
             ..Default::default()
         }

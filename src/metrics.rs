@@ -31,7 +31,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// `admission`, `gate`, `report`, `cli`.
-    pub source: String,
+    pub source: &'static str,
     /// Namespace (empty for CI without context).
     pub namespace: String,
     /// `allow`, `warn`, `deny`.

@@ -317,7 +317,7 @@ fn request_context(
         .into_iter()
         .collect();
     RequestContext {
-        source: "admission".into(),
+        source: crate::policy::Source::Admission,
         namespace: req.namespace.clone(),
         kind: Some(meta.kind.clone()),
         name: Some(object_name(req, object)),

@@ -426,7 +426,7 @@ impl Engine {
             self.metrics
                 .decisions
                 .get_or_create(&crate::metrics::DecisionLabels {
-                    source: d.context.source.clone(),
+                    source: d.context.source.as_str(),
                     namespace: d.context.namespace.clone().unwrap_or_default(),
                     outcome: d.outcome.as_str(),
                 })

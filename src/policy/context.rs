@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
-    /// `admission`, `gate`, `report` or `cli`.
-    pub source: String,
+    /// Which path asked.
+    pub source: Source,
     /// Namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -46,6 +46,41 @@ pub struct RequestContext {
     /// The requesting user or CI identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+}
+
+/// Which path a decision was asked for; contracts read it as
+/// `input.context.source`, a lowercase string.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The validating or mutating webhook.
+    Admission,
+    /// The CI gate (`POST /v1/gate`).
+    Gate,
+    /// The compliance report of what already runs.
+    Report,
+    /// `provgate check` and the policy tools. A context built without a
+    /// source is the CLI's: a person at a terminal asked.
+    #[default]
+    Cli,
+}
+
+impl Source {
+    /// The name contracts, metrics and the decision log see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Admission => "admission",
+            Source::Gate => "gate",
+            Source::Report => "report",
+            Source::Cli => "cli",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One request-context field a contract may declare that it reads.
@@ -209,7 +244,7 @@ impl ContextDecl {
             .iter()
             .map(|f| {
                 let v = match f {
-                    ContextField::Source => Projected::text(Some(&ctx.source)),
+                    ContextField::Source => Projected::Text(ctx.source.as_str().to_owned()),
                     ContextField::Namespace => Projected::text(ctx.namespace.as_ref()),
                     ContextField::Kind => Projected::text(ctx.kind.as_ref()),
                     ContextField::Name => Projected::text(ctx.name.as_ref()),
@@ -331,7 +366,7 @@ mod tests {
 
     fn ctx(name: &str, team: &str) -> RequestContext {
         RequestContext {
-            source: "admission".into(),
+            source: Source::Admission,
             namespace: Some("payments".into()),
             kind: Some("Pod".into()),
             name: Some(name.into()),

@@ -22,7 +22,7 @@ pub mod rego;
 pub mod testing;
 pub mod world;
 
-pub use context::{ContextDecl, ContextField, ContextProjection, RequestContext};
+pub use context::{ContextDecl, ContextField, ContextProjection, RequestContext, Source};
 pub use contract::{
     AuthoritySpec, Contract, ContractError, ContractSource, ContractSpec, RegoModule,
 };

@@ -380,7 +380,7 @@ pub async fn judge(
                     })
                     .collect(),
                 context: RequestContext {
-                    source: "report".into(),
+                    source: crate::policy::Source::Report,
                     namespace: Some(w.namespace.clone()),
                     kind: Some(w.kind.clone()),
                     name: Some(w.name.clone()),

@@ -316,7 +316,7 @@ fn s3_a_statement_whose_subject_is_another_digest_is_denied() {
         s.rt.block_on(eng.decide(&provgate::engine::DecisionRequest {
             images: vec![provgate::engine::ImageUse::bare(&victim.tagged)],
             context: provgate::policy::RequestContext {
-                source: "test".into(),
+                source: provgate::policy::Source::Cli,
                 ..Default::default()
             },
             deadline: None,

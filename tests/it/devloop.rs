@@ -165,7 +165,7 @@ fn explain_says_cosign_tags_were_skipped_and_the_referrers_api_is_remembered() {
         let req = provgate::engine::DecisionRequest {
             images: vec![provgate::engine::ImageUse::bare(image)],
             context: provgate::policy::RequestContext {
-                source: "test".into(),
+                source: provgate::policy::Source::Cli,
                 namespace: Some("prod".into()),
                 ..Default::default()
             },

@@ -277,7 +277,7 @@ fn decide(s: &Server, image: &str) -> ImageDecision {
     let mut d = s.rt.block_on(s.engine().decide(&DecisionRequest {
         images: vec![ImageUse::bare(image)],
         context: RequestContext {
-            source: "test".into(),
+            source: provgate::policy::Source::Cli,
             namespace: Some("prod".into()),
             ..Default::default()
         },

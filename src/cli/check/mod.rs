@@ -227,7 +227,7 @@ async fn local(
     let request = DecisionRequest {
         images: args.images.iter().map(|i| ImageUse::bare(i)).collect(),
         context: RequestContext {
-            source: "cli".into(),
+            source: crate::policy::Source::Cli,
             namespace: args.namespace.clone(),
             kind: args.kind.clone(),
             name: args.name.clone(),

@@ -286,7 +286,7 @@ fn decision_request(s: &AppState, request: &GateRequest, caller: &auth::Caller) 
     DecisionRequest {
         images: request.images.iter().map(|i| ImageUse::bare(i)).collect(),
         context: RequestContext {
-            source: "gate".into(),
+            source: crate::policy::Source::Gate,
             namespace: ctx.namespace.clone(),
             kind: ctx.kind.clone(),
             name: ctx.name.clone(),
