@@ -41,6 +41,9 @@ mod fetch;
 mod fold;
 mod judge;
 pub mod namespaces;
+mod registry;
+
+pub use registry::Registry;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -202,8 +205,9 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// The verifier over its trust material.
     pub verifier: Verifier,
-    /// The registries with its options.
-    pub registries: Registries,
+    /// The registries with its options (over HTTP; scripted in unit
+    /// tests).
+    pub registries: Arc<dyn Registry>,
     /// The shared evidence tier (`caches.shared`), when configured.
     pub shared: Option<crate::shared::SharedTier>,
 }
@@ -219,22 +223,42 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Builds the runtime of a configuration.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+        Self::after(config, metrics, None)
+    }
+
+    /// Builds the runtime of a configuration that replaces `previous`
+    /// (a reload): hosts backing off keep backing off.
+    pub fn after(config: Config, metrics: Arc<Metrics>, previous: Option<&Runtime>) -> Self {
         let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
         let shared = config
             .shared
             .clone()
             .map(|s| crate::shared::SharedTier::new(s, metrics.clone()));
-        let registries = Registries::new(
+        let mut registries = Registries::new(
             config.registry_entries.clone(),
             config.registry_default.clone(),
             config.spec.registries.limits.clone(),
             metrics,
         );
+        if let Some(circuits) = previous.and_then(|p| p.registries.circuits()) {
+            registries.adopt_circuits(circuits);
+        }
         Runtime {
             config: Arc::new(config),
             verifier,
-            registries,
+            registries: Arc::new(registries),
             shared,
+        }
+    }
+
+    /// The runtime of a configuration over `registries` instead of HTTP
+    /// (the engine's unit tests script them).
+    pub fn with_registry(config: Config, registries: Arc<dyn Registry>) -> Self {
+        Runtime {
+            verifier: Verifier::new(config.trust.clone(), config.spec.verify.clone()),
+            shared: None,
+            registries,
+            config: Arc::new(config),
         }
     }
 }
@@ -305,8 +329,31 @@ impl Engine {
     /// An engine over `config`.
     pub fn new(config: Config, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
         let caches = Caches::new(&config);
+        let runtime = Runtime::new(config, metrics.clone());
+        Self::with_runtime(caches, runtime, metrics, clock)
+    }
+
+    /// An engine over `config` whose registries are `registries` (the unit
+    /// tests' script). A reload goes back to HTTP registries.
+    pub fn with_registry(
+        config: Config,
+        registries: Arc<dyn Registry>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let caches = Caches::new(&config);
+        let runtime = Runtime::with_registry(config, registries);
+        Self::with_runtime(caches, runtime, metrics, clock)
+    }
+
+    fn with_runtime(
+        caches: Caches,
+        runtime: Runtime,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Engine {
-            runtime: ArcSwap::from_pointee(Runtime::new(config, metrics.clone())),
+            runtime: ArcSwap::from_pointee(runtime),
             generation: std::sync::atomic::AtomicU64::new(0),
             namespaces: arc_swap::ArcSwapOption::empty(),
             caches,
@@ -347,9 +394,7 @@ impl Engine {
     pub fn reload(&self, config: Config) {
         let old = self.runtime.load();
         let clear = format!("{:?}", old.config.spec.cache) != format!("{:?}", config.spec.cache);
-        let mut rt = Runtime::new(config, self.metrics.clone());
-        // A registry backing off keeps backing off.
-        rt.registries.adopt_circuits(&old.registries);
+        let rt = Runtime::after(config, self.metrics.clone(), Some(&old));
         self.runtime.store(Arc::new(rt));
         self.generation.fetch_add(1, Ordering::SeqCst);
         if clear {
@@ -525,3 +570,6 @@ fn decide_is_send(e: &Engine, r: &DecisionRequest) {
     fn send<T: Send>(_: T) {}
     send(e.decide(r));
 }
+
+#[cfg(test)]
+mod tests;

@@ -164,14 +164,20 @@ impl Registries {
         }
     }
 
-    /// Takes over `previous`'s circuits (on a configuration reload), so
-    /// that a host backing off keeps backing off. Transports already made
-    /// are dropped: they hold the circuits they were made with.
-    pub fn adopt_circuits(&mut self, previous: &Registries) {
-        self.circuits = previous.circuits.clone();
+    /// Takes over circuits of an earlier revision's registries (on a
+    /// configuration reload), so that a host backing off keeps backing off.
+    /// Transports already made are dropped: they hold the circuits they
+    /// were made with.
+    pub fn adopt_circuits(&mut self, circuits: Arc<Circuits>) {
+        self.circuits = circuits;
         if let Ok(mut map) = self.transports.lock() {
             map.clear();
         }
+    }
+
+    /// The per-host circuits.
+    pub fn circuits(&self) -> Arc<Circuits> {
+        self.circuits.clone()
     }
 
     /// How long until `host` may be asked again: `None` when it is not
