@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::oci::ImageRef;
+use crate::image::ImageRef;
 use crate::policy::{AuthoritySpec, RequestContext};
 
 /// How a binding acts on a failed contract.

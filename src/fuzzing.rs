@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::admission::images::images_of;
 use crate::digest::Digest;
-use crate::oci::ImageRef;
+use crate::image::ImageRef;
 use crate::oci::manifest::{
     self, Descriptor, ImageIndex, ImageManifest, is_index, is_sigstore_bundle,
 };

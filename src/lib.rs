@@ -24,8 +24,9 @@
 //! import cycle between top-level modules, on `policy` and `oci` importing
 //! each other, and on `server`, `gate` or `admission` importing `oci`.
 //! Beside the pipeline: [`config`] compiles the file every stage reads (its
-//! units in [`units`]); [`digest`], [`clock`], [`request`], [`metrics`],
-//! [`platform`] and [`shared`] (the Redis evidence tier) serve the stages;
+//! units in [`units`]); [`digest`] and [`image`] (references and index
+//! platforms), [`clock`], [`request`], [`metrics`], [`platform`] and
+//! [`shared`] (the Redis evidence tier) serve the stages;
 //! [`gate`] holds the CI gate's caller authentication and VSA signing;
 //! [`report`] judges what already runs, through the engine; the server makes
 //! development TLS certificates ([`server::dev_certs`]).
@@ -52,6 +53,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
+pub mod image;
 pub mod metrics;
 pub mod oci;
 pub mod platform;

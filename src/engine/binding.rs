@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::decision::ExemptionInfo;
 use super::{BoundUse, DecisionRequest, Engine, Prepared, Runtime};
-use crate::oci::ImageRef;
+use crate::image::ImageRef;
 
 impl Engine {
     /// The namespace's labels, when bindings may select by them and the

@@ -12,7 +12,8 @@ use moka::sync::Cache as SyncCache;
 use super::{Evaluated, EvidenceSet, PipelineError, VerdictKey};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::oci::{ImageRef, Resolved};
+use crate::image::ImageRef;
+use crate::oci::Resolved;
 
 #[derive(Clone, Hash, PartialEq, Eq)]
 pub(super) struct TagKey {

@@ -10,8 +10,9 @@ use crate::bind::EffectiveMode;
 use crate::digest::Digest;
 // Re-exported: the front ends read `ErrorInfo::class` without importing
 // the registry layer.
+use crate::image::PlatformManifest;
 pub use crate::oci::ErrorClass;
-use crate::oci::{PlatformManifest, RequestRecord};
+use crate::oci::RequestRecord;
 use crate::policy::{RequestContext, Violation};
 use crate::verify::{EvidenceFacts, Signer, SourceKind};
 

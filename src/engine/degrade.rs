@@ -9,8 +9,9 @@ use super::cache::{EvidenceKey, Shared};
 use super::fetch::wants_cosign;
 use super::{DecisionRequest, Engine, EvidenceSet, PipelineError, Prepared, Runtime};
 use crate::config::FailurePolicy;
+use crate::image::ImageRef;
 use crate::metrics::DegradedLabels;
-use crate::oci::{CredentialSet, ErrorClass, ImageRef, Resolved};
+use crate::oci::{CredentialSet, ErrorClass, Resolved};
 
 impl Engine {
     /// The degraded-service warning, counted.

@@ -16,10 +16,10 @@ use super::cache::{EvidenceKey, Negative, Shared, TagKey};
 use super::decision::RejectedEvidence;
 use super::{BoundUse, Engine, EvidenceSet, PipelineError, Runtime};
 use crate::digest::Digest;
+use crate::image::ImageRef;
 use crate::metrics::{Metrics, observe};
 use crate::oci::{
-    CredentialSet, ErrorClass, EvidenceContent, ImageRef, RequestRecord, Resolved,
-    UnverifiedEvidence,
+    CredentialSet, ErrorClass, EvidenceContent, RequestRecord, Resolved, UnverifiedEvidence,
 };
 use crate::policy::Evidence;
 use crate::verify::Verifier;
@@ -29,7 +29,7 @@ impl Engine {
     pub(super) fn parse_reference(
         &self,
         image: &str,
-    ) -> Result<ImageRef, crate::oci::ReferenceError> {
+    ) -> Result<ImageRef, crate::image::ReferenceError> {
         if let Some(r) = self.caches.references.get(image) {
             return Ok(r);
         }

@@ -57,10 +57,9 @@ use crate::bind::EffectiveMode;
 use crate::clock::Clock;
 use crate::config::{BoundContract, Config, FailurePolicy};
 use crate::digest::Digest;
+use crate::image::{ImageRef, PlatformManifest};
 use crate::metrics::{Metrics, VerdictLabels};
-use crate::oci::{
-    ErrorClass, ImageRef, PlatformManifest, Registries, RegistryError, RequestRecord,
-};
+use crate::oci::{ErrorClass, Registries, RegistryError, RequestRecord};
 use crate::policy::input::ImageInput;
 use crate::policy::{ContextProjection, Evidence, RegoOutcome, RequestContext};
 use crate::verify::Verifier;

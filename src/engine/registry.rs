@@ -12,9 +12,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::digest::Digest;
+use crate::image::ImageRef;
 use crate::oci::{
-    Circuits, CredentialSet, DiscoverOptions, Discovery, ImageRef, Limits, Registries, Resolved,
-    Traced,
+    Circuits, CredentialSet, DiscoverOptions, Discovery, Limits, Registries, Resolved, Traced,
 };
 
 /// What the engine asks of registries.

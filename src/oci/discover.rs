@@ -36,15 +36,14 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::error::{RegistryError, RegistryErrorKind};
-use super::evidence::{
-    DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, UnverifiedEvidence,
-};
+use super::evidence::{DiscoverOptions, Discovery, EvidenceContent, UnverifiedEvidence};
 use super::manifest::{self, Descriptor, ImageIndex, ImageManifest, MANIFEST_ACCEPT};
 use super::memo::Absence;
 use super::record::RequestKind;
 use super::resolve::index_platforms;
 use super::session::{Session, next_link};
 use crate::digest::Digest;
+use crate::image::PlatformManifest;
 
 use crate::verify::{DSSE_ENVELOPE, EvidenceSource, SIMPLE_SIGNING, SourceKind};
 

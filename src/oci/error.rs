@@ -320,7 +320,7 @@ impl RegistryError {
 /// The key of a registry host under `registries.hosts`.
 pub(crate) fn config_name(host: &str) -> &str {
     if host == "registry-1.docker.io" {
-        super::DOCKER_HUB
+        crate::image::DOCKER_HUB
     } else {
         host
     }

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::Serialize;
 
 use super::error::RegistryError;
 use super::record::RequestRecord;
 use crate::digest::Digest;
+use crate::image::PlatformManifest;
 
 use crate::verify::EvidenceSource;
 
@@ -43,20 +43,6 @@ pub struct UnverifiedEvidence {
     pub source: EvidenceSource,
     /// The bytes.
     pub content: EvidenceContent,
-}
-
-/// A platform manifest of an index.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlatformManifest {
-    /// Its digest.
-    pub digest: Digest,
-    /// `os/arch[/variant]`.
-    pub platform: String,
-    /// Whether evidence attached to it was searched (only the first
-    /// `registries.limits.maxPlatforms` are); an unsearched platform is
-    /// still judged, on the index's evidence alone.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unsearched: bool,
 }
 
 /// The result of discovery for one image.

@@ -31,7 +31,6 @@ pub mod limits;
 pub mod manifest;
 pub mod memo;
 pub mod record;
-mod reference;
 mod resolve;
 mod session;
 pub mod transport;
@@ -46,13 +45,13 @@ pub use error::{
     RegistryErrorKind, TimeoutKind,
 };
 pub use evidence::{
-    DiscoverOptions, Discovery, EvidenceContent, PlatformManifest, Resolved, Traced,
-    UnverifiedEvidence,
+    DiscoverOptions, Discovery, EvidenceContent, Resolved, Traced, UnverifiedEvidence,
 };
 pub use limits::{Limits, RegistryOptions};
 pub use memo::DEFAULT_REFERRERS_MEMO_TTL;
+
+use crate::image::{DOCKER_HUB, ImageRef};
 pub use record::{Budget, NoObserver, RequestKind, RequestLog, RequestObserver, RequestRecord};
-pub use reference::{DOCKER_HUB, ImageRef, ReferenceError};
 pub use transport::Transport;
 
 use memo::ReferrersMemo;

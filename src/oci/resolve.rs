@@ -2,12 +2,13 @@
 //! platforms an image index lists.
 
 use super::error::{RegistryError, RegistryErrorKind};
-use super::evidence::{PlatformManifest, Resolved};
+use super::evidence::Resolved;
 use super::manifest::{self, ImageIndex, MANIFEST_ACCEPT};
 use super::record::RequestKind;
-use super::reference::ImageRef;
 use super::session::{Session, content_type};
 use crate::digest::Digest;
+use crate::image::ImageRef;
+use crate::image::PlatformManifest;
 
 impl Session<'_> {
     /// Tag → digest: HEAD (`Docker-Content-Digest`), falling back to GET.

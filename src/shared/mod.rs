@@ -49,8 +49,9 @@ use bytes::Bytes;
 use sha2::Digest as _;
 
 use crate::digest::Digest;
+use crate::image::ImageRef;
 use crate::metrics::{Metrics, observe};
-use crate::oci::{Discovery, ImageRef, Limits, Traced};
+use crate::oci::{Discovery, Limits, Traced};
 
 /// What makes two discoveries differ, as the engine's evidence key has it,
 /// minus the trust material (raw evidence does not depend on it: each

@@ -489,7 +489,7 @@ fn shared_cache_with_a_password_from_a_file() {
 /// tags searched: the test contract accepts them).
 fn lock_key(s: &Server, img: &KitImage) -> String {
     let rt = s.engine().runtime();
-    let image = provgate::oci::ImageRef::parse(&img.pinned()).unwrap();
+    let image = provgate::image::ImageRef::parse(&img.pinned()).unwrap();
     let digest: provgate::digest::Digest = img.digest.parse().unwrap();
     provgate::shared::SharedKey::new(
         &image,

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use provgate::digest::Digest;
+use provgate::image::ImageRef;
 use provgate::oci::{
-    Credential, CredentialSet, DiscoverOptions, Discovery, EvidenceContent, ImageRef, Limits,
-    Registries, RegistryEntry, RegistryError, RegistryOptions, RequestKind, RequestObserver,
-    Traced, UnverifiedEvidence,
+    Credential, CredentialSet, DiscoverOptions, Discovery, EvidenceContent, Limits, Registries,
+    RegistryEntry, RegistryError, RegistryOptions, RequestKind, RequestObserver, Traced,
+    UnverifiedEvidence,
 };
 use provgate::verify::{Signer, Verified, Verifier, VerifyError};
 

@@ -1,4 +1,5 @@
-//! Image references, normalised once.
+//! Images as provgate names them: references, normalised once, and the
+//! platforms of an index ([`PlatformManifest`]).
 //!
 //! Parsing follows Docker's rules (via `oci-client`'s `Reference`, a port of
 //! distribution's reference grammar): `nginx` is
@@ -202,6 +203,20 @@ impl Serialize for ImageRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// A platform manifest of an index.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Whether evidence attached to it was searched (only the first
+    /// `registries.limits.maxPlatforms` are); an unsearched platform is
+    /// still judged, on the index's evidence alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsearched: bool,
 }
 
 #[cfg(test)]
