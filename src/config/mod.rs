@@ -89,11 +89,12 @@ pub enum ConfigError {
 /// A contract compiled against the trust store.
 #[derive(Debug)]
 pub struct CompiledContract {
-    /// The contract.
+    /// The contract as its `contract.yaml` declares it.
     pub contract: Contract,
-    /// Its authorities.
+    /// Who may sign the evidence it judges, compiled against the trust
+    /// store (a binding may replace them).
     pub authorities: Vec<Authority>,
-    /// Its program.
+    /// Its Rego, compiled once and shared by every binding.
     pub program: Arc<RegoProgram>,
 }
 
@@ -110,7 +111,7 @@ pub struct BoundContract {
     pub authorities: Arc<Vec<Authority>>,
     /// Authority names and kinds, for messages.
     pub authority_specs: Arc<Vec<AuthoritySpec>>,
-    /// The program.
+    /// The contract's compiled Rego.
     pub program: Arc<RegoProgram>,
     /// Digest of contract revision and overrides (verdict cache key).
     pub revision: Digest,
@@ -140,7 +141,7 @@ pub struct WorldTrust {
 /// A compiled binding with its bound contracts.
 #[derive(Debug)]
 pub struct CompiledBinding {
-    /// The binding.
+    /// The binding's selector, mode, dates and exemptions.
     pub binding: Binding,
     /// Its contracts, in order.
     pub contracts: Vec<BoundContract>,
@@ -158,7 +159,8 @@ pub struct RegistryPolicy {
 /// The compiled configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// The spec as written.
+    /// The spec as written (after defaults); stages read their settings
+    /// from it.
     pub spec: ConfigSpec,
     /// Where it was read from (None: embedded defaults).
     pub path: Option<PathBuf>,

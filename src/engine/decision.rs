@@ -219,9 +219,10 @@ pub struct ImageDecision {
     /// Platform manifests of an index.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<PlatformManifest>,
-    /// The context.
+    /// The request context with this use's container.
     pub context: RequestContext,
-    /// The outcome.
+    /// What admission does with the image: the fold of its contracts'
+    /// verdicts under their modes (see `engine::fold`).
     pub outcome: Outcome,
     /// Each bound contract's result.
     pub contracts: Vec<ContractResult>,

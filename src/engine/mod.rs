@@ -200,7 +200,7 @@ impl EvidenceSet {
 
 /// Everything derived from one configuration revision.
 pub struct Runtime {
-    /// The configuration.
+    /// The configuration revision this runtime was built from.
     pub config: Arc<Config>,
     /// The verifier over its trust material.
     pub verifier: Verifier,
@@ -361,7 +361,8 @@ impl Engine {
         }
     }
 
-    /// The runtime in force.
+    /// The runtime in force: the configuration, verifier and registries
+    /// of the current revision (a decision holds one for its whole run).
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
     }
@@ -377,12 +378,13 @@ impl Engine {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// The metrics.
+    /// The metrics every stage records into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
-    /// The clock.
+    /// The clock that dates decisions, modes (`enforce_after`) and
+    /// exemptions; tests stop it.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

@@ -193,7 +193,7 @@ impl Registries {
         self
     }
 
-    /// The limits.
+    /// The limits every exchange and discovery is held to.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

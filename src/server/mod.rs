@@ -88,13 +88,15 @@ pub enum ServeError {
     DecisionLog(std::io::Error),
 }
 
-/// A running server.
+/// A server that is listening: its addresses, its engine, and what
+/// [`Running::shutdown`] needs to drain it.
 pub struct Running {
     /// The HTTPS address.
     pub addr: SocketAddr,
     /// The plain-HTTP metrics address, when configured.
     pub metrics_addr: Option<SocketAddr>,
-    /// The engine.
+    /// The engine answering every route (reloads swap its runtime, not
+    /// the engine).
     pub engine: Arc<Engine>,
     /// The continuous report, when enabled.
     pub live_report: Option<Arc<crate::report::continuous::LiveReport>>,

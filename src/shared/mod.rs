@@ -188,7 +188,7 @@ impl SharedTier {
         }
     }
 
-    /// The settings.
+    /// The compiled `caches.shared` settings.
     pub fn settings(&self) -> &SharedSettings {
         &self.settings
     }

@@ -132,12 +132,12 @@ impl Verifier {
         Verifier { trust, limits }
     }
 
-    /// The trust material.
+    /// The roots and keys evidence is verified against.
     pub fn trust(&self) -> &Arc<TrustStore> {
         &self.trust
     }
 
-    /// The limits.
+    /// The limits on bundle bytes and counts.
     pub fn limits(&self) -> &VerifyLimits {
         &self.limits
     }

@@ -177,7 +177,7 @@ impl Transport {
         &self.host
     }
 
-    /// The limits.
+    /// The limits this transport's reads are held to.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

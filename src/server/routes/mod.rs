@@ -27,11 +27,12 @@ pub use gate::Gate;
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// The engine.
+    /// The engine every judging route asks.
     pub engine: Arc<Engine>,
-    /// The decision log.
+    /// Where every answer (admission and gate) is recorded.
     pub log: Arc<DecisionLog>,
-    /// Readiness.
+    /// Set once the server listens and its certificate is loaded; `/readyz`
+    /// answers 503 until then and during shutdown.
     pub ready: Arc<AtomicBool>,
     /// The CI gate (authentication, limits, VSA signing).
     pub gate: Arc<Gate>,
