@@ -10,6 +10,16 @@
 //!   `.*github.com/org/repo.*` cannot match `evilorg/repo-github.com/org/repo`;
 //! - an empty matcher or an authority with no constraint is a configuration
 //!   error, never "match anything".
+//!
+//! "Who may sign" end to end: a contract lists its authorities in
+//! `contract.yaml` ([`crate::policy::contract`], as `AuthoritySpec`); a
+//! binding may replace a contract's list (`bindings[].authorities`,
+//! [`crate::bind`]); config compiles the effective list against the trust
+//! store into these [`Authority`] values (`crate::config`, refusing a
+//! world-trusting one under `enforce`); and the engine's judge stage keeps,
+//! for each contract, only the verified evidence one of them admits
+//! (`crate::engine`'s `admit_all`), so a contract's Rego never sees
+//! evidence from anyone else.
 
 use std::collections::BTreeMap;
 use std::fmt;
