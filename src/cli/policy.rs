@@ -254,10 +254,10 @@ fn eval(args: EvalArgs) -> Result<Exit, CliError> {
                 contract.version()
             );
             for v in deny {
-                outln!("  deny: {}", crate::engine::decision::violation_text(v));
+                outln!("  deny: {}", crate::respond::wording::violation_text(v));
             }
             for v in warn {
-                outln!("  warn: {}", crate::engine::decision::violation_text(v));
+                outln!("  warn: {}", crate::respond::wording::violation_text(v));
             }
             if let Some(e) = &error {
                 outln!("  error: {e} (a failed evaluation denies)");

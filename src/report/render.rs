@@ -60,7 +60,7 @@ pub fn table(r: &Report) -> String {
                         let _ = writeln!(
                             s,
                             "        - {}",
-                            crate::engine::decision::violation_text(v)
+                            crate::respond::wording::violation_text(v)
                         );
                     }
                     if let Some(e) = &c.error {

@@ -146,7 +146,7 @@ fn image_record(d: &ImageDecision) -> ImageRecord {
                     .deny
                     .iter()
                     .chain(&c.warn)
-                    .map(crate::engine::decision::violation_text)
+                    .map(crate::respond::wording::violation_text)
                     .chain(c.error.clone())
                     .collect(),
                 exemption: c

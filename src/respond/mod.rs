@@ -2,8 +2,8 @@
 //! API ([`json`]), and the decision log every answer is written to
 //! ([`decision_log`]). The admission answer, which the API server reads, is
 //! [`crate::admission`]'s; the wording of each denial and warning line is
-//! the decision's own ([`crate::engine::decision::ImageDecision`]), so all
-//! of them say the same thing.
+//! [`wording`]'s, so all of them say the same thing.
 
 pub mod decision_log;
 pub mod json;
+pub mod wording;
