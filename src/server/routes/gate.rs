@@ -11,10 +11,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+
+use std::sync::Arc;
 
 use super::{AppState, gate_deadline_of};
 use crate::engine::decision::{ImageDecision, Outcome};
@@ -24,6 +26,8 @@ use crate::gate::vsa::{PolicyEntry, VsaSigner};
 use crate::gate::{GateSettings, GateSpec};
 use crate::metrics::{EndpointLabels, RequestLabels, observe};
 use crate::policy::RequestContext;
+use crate::report::continuous::LiveReport;
+use crate::respond::decision_log::DecisionLog;
 use crate::respond::decision_log::DecisionRecord;
 use crate::respond::json::{GateRequest, GateResponse, ImageReport};
 
@@ -58,6 +62,29 @@ impl Gate {
     }
 }
 
+/// What the gate's handlers use of the server's state: the engine, the
+/// decision log, the gate's own limiter and keys, and the continuous report
+/// (for `GET /v1/report`). Readiness and the admission paths are not
+/// theirs.
+#[derive(Clone)]
+pub struct GateState {
+    engine: Arc<Engine>,
+    log: Arc<DecisionLog>,
+    gate: Arc<Gate>,
+    live_report: Option<Arc<LiveReport>>,
+}
+
+impl FromRef<AppState> for GateState {
+    fn from_ref(s: &AppState) -> Self {
+        GateState {
+            engine: s.engine.clone(),
+            log: s.log.clone(),
+            gate: s.gate.clone(),
+            live_report: s.live_report.clone(),
+        }
+    }
+}
+
 /// The gate's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -79,7 +106,7 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn count(s: &AppState, result: &str) {
+fn count(s: &GateState, result: &str) {
     s.engine
         .metrics()
         .requests
@@ -93,7 +120,7 @@ fn count(s: &AppState, result: &str) {
 /// `POST /v1/gate`, in the order a refusal is decided: authenticate, rate
 /// limit, read and check the request, check a chosen contract set, judge,
 /// sign VSAs for what passed, answer and log.
-async fn gate(State(s): State<AppState>, req: Request) -> Response {
+async fn gate(State(s): State<GateState>, req: Request) -> Response {
     let started = Instant::now();
     let rt = s.engine.runtime();
     let spec = rt.config.spec.gate.clone();
@@ -179,7 +206,7 @@ async fn gate(State(s): State<AppState>, req: Request) -> Response {
 /// `gate.bodyTimeout`, parsed and checked (version, image count); the `Err`
 /// is the answer to send.
 async fn read_request(
-    s: &AppState,
+    s: &GateState,
     spec: &GateSpec,
     req: Request,
 ) -> Result<GateRequest, Response> {
@@ -247,7 +274,7 @@ async fn read_request(
 /// The refusal of a chosen contract set, if any: it must be permitted to
 /// the caller, and known.
 fn refuse_selection(
-    s: &AppState,
+    s: &GateState,
     caller: &auth::Caller,
     request: &GateRequest,
 ) -> Option<Response> {
@@ -281,7 +308,11 @@ fn refuse_selection(
 
 /// What the engine judges for a gate call: its images, bare, in the
 /// context the caller describes, as the caller.
-fn decision_request(s: &AppState, request: &GateRequest, caller: &auth::Caller) -> DecisionRequest {
+fn decision_request(
+    s: &GateState,
+    request: &GateRequest,
+    caller: &auth::Caller,
+) -> DecisionRequest {
     let ctx = &request.context;
     DecisionRequest {
         images: request.images.iter().map(|i| ImageUse::bare(i)).collect(),
@@ -296,7 +327,7 @@ fn decision_request(s: &AppState, request: &GateRequest, caller: &auth::Caller) 
             namespace_labels: Default::default(),
             user: Some(caller.identity.clone()),
         },
-        deadline: Some(Instant::now() + gate_deadline_of(s)),
+        deadline: Some(Instant::now() + gate_deadline_of(&s.engine)),
         contracts: request.contracts.clone(),
         capture_inputs: false,
     }
@@ -305,7 +336,7 @@ fn decision_request(s: &AppState, request: &GateRequest, caller: &auth::Caller) 
 /// A selection only narrows what admission would bind for the same images
 /// and context; naming a contract that is not bound is an error, never a
 /// fallback to the contract's own defaults.
-async fn check_bound(s: &AppState, decision_request: &DecisionRequest) -> Result<(), Response> {
+async fn check_bound(s: &GateState, decision_request: &DecisionRequest) -> Result<(), Response> {
     let Some((image, contract)) = s.engine.unbound_selection(decision_request).await else {
         return Ok(());
     };
@@ -373,7 +404,7 @@ fn sign_vsas(
 
 /// Authenticates a request like the gate does; the `Err` is the 401 to send.
 async fn authenticate(
-    s: &AppState,
+    s: &GateState,
     settings: &GateSettings,
     headers: &HeaderMap,
 ) -> Result<auth::Caller, Response> {
@@ -428,7 +459,7 @@ async fn authenticate(
 /// callers as the gate. Only the elected replica has one: the others answer
 /// 503 `{"error": "not the leader", "leader": <identity or null>}` with a
 /// `Retry-After` (through a Service, a retry may reach the leader).
-async fn report(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn report(State(s): State<GateState>, headers: HeaderMap) -> Response {
     use crate::report::continuous::Answer;
     let settings = s.engine.runtime().config.gate.clone();
     if let Err(r) = authenticate(&s, &settings, &headers).await {

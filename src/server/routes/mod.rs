@@ -192,6 +192,6 @@ async fn noop_validate(body: Bytes) -> Response {
 }
 
 /// The request deadline default for the gate.
-fn gate_deadline_of(s: &AppState) -> Duration {
-    s.engine.runtime().config.spec.admission.default_timeout.0
+fn gate_deadline_of(engine: &Engine) -> Duration {
+    engine.runtime().config.spec.admission.default_timeout.0
 }
