@@ -135,3 +135,7 @@ pub fn violation_text(v: &Violation) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[path = "wording_tests.rs"]
+mod tests;
