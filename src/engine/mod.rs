@@ -18,6 +18,8 @@
 //! `judge` for 4. `degrade` turns registry failures into the configured
 //! failure policy, `cache` holds the caches and their keys, `fold` folds
 //! contract results into one outcome, and [`decision`] is what comes out.
+//! Stage 2–3 reach registries only through the [`Registry`] trait, which
+//! [`crate::oci::Registries`] implements and the unit tests script.
 //!
 //! Caches (moka) wrap resolution and discovery+verification, never policy
 //! alone: the verdict cache key includes the contract revision, the evidence
