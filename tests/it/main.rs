@@ -25,6 +25,4 @@ mod report;
 mod server;
 mod shared_cache;
 mod verdicts;
-mod verify_fixtures;
-mod verify_kit;
-mod verify_tamper;
+mod verify;
