@@ -222,5 +222,8 @@ fn every_case_has_a_test() {
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, TESTED, "cases.json and the tests under tests/it/verify/ disagree");
+    assert_eq!(
+        ids, TESTED,
+        "cases.json and the tests under tests/it/verify/ disagree"
+    );
 }
