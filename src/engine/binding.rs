@@ -1,4 +1,4 @@
-//! Stage 0, bind: which contracts apply to an image in its context, in
+//! Step 1, bind: which contracts apply to an image in its context, in
 //! which mode, with which exemptions. A gate call's selection narrows the
 //! set admission would bind and never widens it.
 

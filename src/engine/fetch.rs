@@ -1,7 +1,8 @@
-//! Stage 1: resolve the tag, then discover and verify the evidence of the
-//! digest, each through its cache. A hit is answered before any registry
-//! exchange is built; concurrent misses of one key share one fetch; only
-//! verified evidence is ever cached.
+//! Steps 2 and 3 (the engine's first stage, per image): resolve the tag,
+//! then discover and verify the evidence of the digest, each through its
+//! cache. A hit is answered before any registry exchange is built;
+//! concurrent misses of one key share one fetch; only verified evidence is
+//! ever cached.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;

@@ -1,7 +1,8 @@
-//! Stage 2: for each bound contract, the evidence its authorities admit
-//! becomes the policy input, and the contract's Rego judges it, once per
-//! scope (the image, or each platform of an index). Verdicts are cached by
-//! contract revision, evidence and the projected context.
+//! Step 4 (the engine's second stage, per use): for each bound contract,
+//! the evidence its authorities admit becomes the policy input, and the
+//! contract's Rego judges it, once per scope (the image, or each platform
+//! of an index). Verdicts are cached by contract revision, evidence and the
+//! projected context.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! The engine's seam to registries: the four things stage 1 asks of them.
+//! The engine's seam to registries: the four things steps 2 and 3 ask.
 //!
 //! [`Registries`] answers over HTTP (with its transports, circuits and
 //! referrers memo); the engine's unit tests answer from a script, so the
