@@ -54,6 +54,18 @@ pub struct ObjectImage {
     pub pointer: String,
 }
 
+impl ObjectImage {
+    /// The use the engine judges: the image, its container, and where it
+    /// sits in the object.
+    pub fn to_use(&self) -> crate::engine::ImageUse {
+        crate::engine::ImageUse {
+            image: self.image.clone(),
+            container: Some(self.name.clone()),
+            path: self.pointer.clone(),
+        }
+    }
+}
+
 /// Why an object's images could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot read the {kind} object: {reason}")]

@@ -31,7 +31,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde::Serialize;
 
 use crate::engine::decision::ImageDecision;
-use crate::engine::{DecisionRequest, Engine, ImageUse};
+use crate::engine::{DecisionRequest, Engine};
 use crate::policy::RequestContext;
 use crate::request::RequestMeta;
 use images::{ObjectImage, images_of};
@@ -143,14 +143,7 @@ pub async fn review(
         Err(answer) => return *answer,
     };
     let request = DecisionRequest {
-        images: judged
-            .iter()
-            .map(|i| ImageUse {
-                image: i.image.clone(),
-                container: Some(i.name.clone()),
-                path: i.pointer.clone(),
-            })
-            .collect(),
+        images: judged.iter().map(ObjectImage::to_use).collect(),
         context: request_context(&req, object, &meta),
         deadline: Some(deadline.at(start)),
         contracts: None,

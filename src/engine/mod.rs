@@ -230,7 +230,6 @@ impl Runtime {
     /// Builds the runtime of a configuration that replaces `previous`
     /// (a reload): hosts backing off keep backing off.
     pub fn after(config: Config, metrics: Arc<Metrics>, previous: Option<&Runtime>) -> Self {
-        let verifier = Verifier::new(config.trust.clone(), config.spec.verify.clone());
         let shared = config
             .shared
             .clone()
@@ -244,21 +243,24 @@ impl Runtime {
         if let Some(circuits) = previous.and_then(|p| p.registries.circuits()) {
             registries.adopt_circuits(circuits);
         }
-        Runtime {
-            config: Arc::new(config),
-            verifier,
-            registries: Arc::new(registries),
-            shared,
-        }
+        Self::assemble(config, Arc::new(registries), shared)
     }
 
     /// The runtime of a configuration over `registries` instead of HTTP
     /// (the engine's unit tests script them).
     pub fn with_registry(config: Config, registries: Arc<dyn Registry>) -> Self {
+        Self::assemble(config, registries, None)
+    }
+
+    fn assemble(
+        config: Config,
+        registries: Arc<dyn Registry>,
+        shared: Option<crate::shared::SharedTier>,
+    ) -> Self {
         Runtime {
             verifier: Verifier::new(config.trust.clone(), config.spec.verify.clone()),
-            shared: None,
             registries,
+            shared,
             config: Arc::new(config),
         }
     }

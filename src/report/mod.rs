@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::images::{ObjectImage, images_of};
 use crate::engine::decision::{Outcome, Verdict};
-use crate::engine::{DecisionRequest, Engine, ImageUse, Runtime};
+use crate::engine::{DecisionRequest, Engine, Runtime};
 use crate::policy::RequestContext;
 use crate::respond::json::ImageReport;
 
@@ -370,15 +370,7 @@ pub async fn judge(
                 return unjudged(&w, &team_label, false);
             }
             let request = DecisionRequest {
-                images: w
-                    .images
-                    .iter()
-                    .map(|i| ImageUse {
-                        image: i.image.clone(),
-                        container: Some(i.name.clone()),
-                        path: i.pointer.clone(),
-                    })
-                    .collect(),
+                images: w.images.iter().map(ObjectImage::to_use).collect(),
                 context: RequestContext {
                     source: crate::policy::Source::Report,
                     namespace: Some(w.namespace.clone()),

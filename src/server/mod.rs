@@ -165,7 +165,7 @@ pub async fn start_with_clock(
     let engine = Arc::new(Engine::new(config, metrics.clone(), clock));
     let ready = Arc::new(AtomicBool::new(false));
 
-    let (cert, key, dev_ca) = certificate_files(&opts, spec.tls.as_ref())?;
+    let (cert, key, dev_ca) = certificate_files(&base, &opts.dev_cert_dir, spec.tls.as_ref())?;
     let rustls_config = tls::load(&cert, &key).await?;
 
     let mut state = AppState::new(engine.clone(), Arc::new(log), ready.clone());
@@ -256,20 +256,16 @@ pub async fn start_with_clock(
     })
 }
 
-/// The server's certificate and key: `server.tls`'s files (relative to the
-/// configuration file), or a generated development certificate, whose CA
-/// comes third.
+/// The server's certificate and key: `server.tls`'s files (relative to
+/// `base`, the configuration file's directory), or a generated development
+/// certificate, whose CA comes third.
 fn certificate_files(
-    opts: &ServeOptions,
+    base: &std::path::Path,
+    dev_cert_dir: &std::path::Path,
     tls: Option<&crate::config::TlsSpec>,
 ) -> Result<(PathBuf, PathBuf, Option<PathBuf>), ServeError> {
     Ok(match tls {
         Some(t) => {
-            let base = opts
-                .config
-                .as_deref()
-                .and_then(|p| p.parent())
-                .unwrap_or(std::path::Path::new("."));
             let abs = |p: &std::path::Path| {
                 if p.is_absolute() {
                     p.to_owned()
@@ -282,7 +278,7 @@ fn certificate_files(
         None => {
             let files = crate::server::dev_certs::generate(
                 &crate::server::dev_certs::dev_names(),
-                &opts.dev_cert_dir,
+                dev_cert_dir,
             )
             .map_err(|e| ServeError::Tls(e.to_string()))?;
             tracing::warn!(
