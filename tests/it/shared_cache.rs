@@ -104,8 +104,11 @@ fn shared_cache_burst_of_300_reviews_over_three_replicas_makes_one_discovery() {
         for i in 0..300 {
             let reps = reps.clone();
             let body = body.clone();
+            // The API server's longest timeout: a waiting replica waits at
+            // most half the time left, and on a loaded machine a 10 s
+            // deadline let waiters give up on the lock and fetch.
             tasks.push(tokio::spawn(async move {
-                allowed(&reps.review(i % 3, &body).await)
+                allowed(&reps.review_within(i % 3, &body, "30s").await)
             }));
         }
         let mut out = Vec::new();

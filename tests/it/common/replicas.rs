@@ -106,7 +106,12 @@ impl Replicas {
 
     /// POSTs an AdmissionReview to `/validate` of replica `i`.
     pub async fn review(&self, i: usize, body: &str) -> Value {
-        let url = format!("{}/validate?timeout=10s", self.list[i].base);
+        self.review_within(i, body, "10s").await
+    }
+
+    /// [`Replicas::review`] with the API server's `timeout` (`10s`, `30s`).
+    pub async fn review_within(&self, i: usize, body: &str, timeout: &str) -> Value {
+        let url = format!("{}/validate?timeout={timeout}", self.list[i].base);
         let r = self
             .client
             .post(&url)
